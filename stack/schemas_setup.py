@@ -1,0 +1,52 @@
+"""Register every schema in schemas/ under `<topic>-value` with its compatibility rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from stack.settings import PROJECT_ROOT, StackSettings
+from streams.topics import pipeline_topics
+
+SCHEMA_DIR = PROJECT_ROOT / "schemas"
+COMPATIBILITY = "BACKWARD_TRANSITIVE"
+
+
+class SchemaRegistrationError(RuntimeError):
+    """The registry refused a schema; usually an incompatible change."""
+
+
+def registry_client(settings: StackSettings) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": settings.registry_url})
+
+
+def schema_text(schema_file: str, schema_dir: Path = SCHEMA_DIR) -> str:
+    # Compact JSON: the registry compares canonical text, and this keeps ids stable across runs.
+    return json.dumps(json.loads((schema_dir / schema_file).read_text()), separators=(",", ":"))
+
+
+def register_schemas(settings: StackSettings) -> dict[str, int]:
+    """Returns subject -> schema id. Re-registering an identical schema returns the same id."""
+    client = registry_client(settings)
+    ids: dict[str, int] = {}
+    for spec in pipeline_topics(settings.topic_prefix):
+        if spec.schema_file is None:
+            continue
+        subject = f"{spec.name}-value"
+        try:
+            client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
+        except SchemaRegistryError:
+            # Apicurio only keeps a subject's rule once the subject exists: set it after.
+            pass
+        try:
+            ids[subject] = client.register_schema(subject, Schema(schema_text(spec.schema_file), "AVRO"))
+        except SchemaRegistryError as exc:
+            raise SchemaRegistrationError(
+                f"the registry refused schemas/{spec.schema_file} for {subject}: {exc}. "
+                f"If this is an incompatible change, evolve it under {COMPATIBILITY} "
+                "(add fields with defaults; never remove or retype a field)") from exc
+        client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
+    return ids

@@ -1,0 +1,28 @@
+"""`notipipe`: one command line for the pipeline, its local stack and its tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from stack import cli as stack_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notipipe",
+        description="Real-time notification pipeline on Kafka, Faust and Kafka Connect.",
+        epilog="Every setting comes from NOTIPIPE_* environment variables; see README.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    stack_cli.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
