@@ -1,0 +1,421 @@
+"""Local stand-in for the email/SMS/push provider gateways that the Kafka Connect HTTP sink posts to.
+
+It accepts every ``POST /send/{channel}``, records it (also failed attempts, with the status
+answered), and lets tests query the record and inject faults: 5xx errors, slow answers, permanent
+4xx rejects. Run ``python -m stack.provider_stub --help``.
+
+HTTP API (all bodies JSON):
+  POST   /send/{channel}   record a request; 200 {"accepted": true, ...} unless a fault applies
+  GET    /requests         recorded requests, oldest first; filters: channel, delivery_id, outcome
+                           (accepted|error|rejected), duplicate (true|false), limit (newest N)
+  DELETE /requests         forget all requests (and the delivery ids seen)
+  POST   /faults           add a fault: {"channel": "email"|"*", "mode": "error"|"slow"|"reject",
+                           "status": 503, "delay_ms": 2000, "duration_s": 20, "match": "substr",
+                           "times": 3}; duration_s and times are optional limits (none: until cleared)
+  GET    /faults           active faults
+  DELETE /faults           clear faults (all, or ?channel=)
+  GET    /health           liveness plus counters
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("notipipe.provider_stub")
+
+DEFAULT_PORT = 8090
+PORT_ENV = "NOTIPIPE_STUB_PORT"
+MODES = ("error", "slow", "reject")
+DEFAULT_STATUS = {"error": 503, "reject": 400, "slow": 200}
+DEFAULT_DELAY_MS = 2000
+DEFAULT_MAX_REQUESTS = 100_000
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Fault:
+    """One injected fault; it applies to requests of its channel ('*': all) whose raw body
+    contains ``match`` (if set), until ``expires_at`` (monotonic clock) or ``times`` uses."""
+
+    id: int
+    channel: str
+    mode: str
+    status: int
+    delay_ms: int
+    match: str | None
+    duration_s: float | None
+    times: int | None
+    created_at: float
+    expires_at: float | None
+    used: int = 0
+
+    def active(self, now: float) -> bool:
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return self.times is None or self.used < self.times
+
+    def applies(self, channel: str, raw: str, now: float) -> bool:
+        if not self.active(now) or self.channel not in ("*", channel):
+            return False
+        return self.match is None or self.match in raw
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        out = asdict(self)
+        del out["created_at"], out["expires_at"]
+        out["remaining_s"] = None if self.expires_at is None else round(max(0.0, self.expires_at - now), 3)
+        return out
+
+
+@dataclass
+class StubState:
+    """Everything the stub remembers; ``clock`` is injectable so tests can expire faults."""
+
+    clock: Clock = time.monotonic
+    max_requests: int = DEFAULT_MAX_REQUESTS
+    requests: deque[dict[str, Any]] = field(init=False)
+    faults: list[Fault] = field(default_factory=list)
+    # (channel, delivery_id) -> number of accepted requests that carried it
+    accepted_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+    attempts: dict[tuple[str, str], int] = field(default_factory=dict)
+    _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _fault_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.requests = deque(maxlen=self.max_requests)
+
+    def active_faults(self) -> list[Fault]:
+        now = self.clock()
+        self.faults = [f for f in self.faults if f.active(now)]
+        return self.faults
+
+    def add_fault(self, spec: dict[str, Any]) -> Fault:
+        mode = spec.get("mode")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        channel = spec.get("channel", "*")
+        if not isinstance(channel, str) or not channel:
+            raise ValueError("channel must be a channel name or '*'")
+        status = int(spec.get("status", DEFAULT_STATUS[mode]))
+        if mode == "error" and not 500 <= status <= 599:
+            raise ValueError("an 'error' fault answers a 5xx status")
+        if mode == "reject" and not 400 <= status <= 499:
+            raise ValueError("a 'reject' fault answers a 4xx status")
+        if not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        delay_ms = int(spec.get("delay_ms", DEFAULT_DELAY_MS if mode == "slow" else 0))
+        duration = spec.get("duration_s")
+        duration_s = None if duration is None else float(duration)
+        times = spec.get("times")
+        times_n = None if times is None else int(times)
+        match = spec.get("match")
+        if delay_ms < 0 or (duration_s is not None and duration_s <= 0) or (times_n is not None and times_n < 1):
+            raise ValueError("delay_ms must be >= 0, duration_s > 0 and times >= 1")
+        if match is not None and (not isinstance(match, str) or not match):
+            raise ValueError("match must be a non-empty string")
+        now = self.clock()
+        fault = Fault(
+            id=next(self._fault_ids),
+            channel=channel,
+            mode=mode,
+            status=status,
+            delay_ms=delay_ms,
+            match=match,
+            duration_s=duration_s,
+            times=times_n,
+            created_at=now,
+            expires_at=None if duration_s is None else now + duration_s,
+        )
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self, channel: str | None = None) -> int:
+        before = len(self.faults)
+        self.faults = [] if channel is None else [f for f in self.faults if f.channel != channel]
+        return before - len(self.faults)
+
+    def clear_requests(self) -> int:
+        n = len(self.requests)
+        self.requests.clear()
+        self.accepted_ids.clear()
+        self.attempts.clear()
+        return n
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+
+def parse_body(raw: str) -> Any:
+    """The JSON body, or None when it is not JSON. A JSON string holding JSON is unwrapped once."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def delivery_ids(body: Any) -> list[str]:
+    """delivery_id(s) carried by a body: one object, a JsonConverter envelope {"schema", "payload"},
+    or a list of those (a grouped request)."""
+    items: Iterable[Any] = body if isinstance(body, list) else [body]
+    ids: list[str] = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("payload"), dict) and "schema" in item:
+            item = item["payload"]
+        if isinstance(item, dict) and item.get("delivery_id") is not None:
+            ids.append(str(item["delivery_id"]))
+    return ids
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, default=str))
+
+
+STATE_KEY = web.AppKey("state", StubState)
+
+
+async def handle_send(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    channel = request.match_info["channel"]
+    received_at = _now_iso()
+    raw = (await request.read()).decode("utf-8", errors="replace")
+    body = parse_body(raw)
+    ids = delivery_ids(body)
+
+    # Faults: every matching 'slow' adds its delay; the first matching reject/error sets the answer.
+    now = state.clock()
+    delay_ms = 0
+    failing: Fault | None = None
+    for fault in state.active_faults():
+        if not fault.applies(channel, raw, now):
+            continue
+        if fault.mode == "slow":
+            delay_ms += fault.delay_ms
+            fault.used += 1
+        elif failing is None:
+            failing = fault
+            fault.used += 1
+    if delay_ms:
+        await asyncio.sleep(delay_ms / 1000)
+
+    status = failing.status if failing else 200
+    outcome = "accepted" if failing is None else ("rejected" if failing.mode == "reject" else "error")
+    attempt = 0
+    duplicate_ids: list[str] = []
+    for did in ids:
+        key = (channel, did)
+        state.attempts[key] = state.attempts.get(key, 0) + 1
+        attempt = max(attempt, state.attempts[key])
+        if outcome == "accepted":
+            if state.accepted_ids.get(key):
+                duplicate_ids.append(did)
+            state.accepted_ids[key] = state.accepted_ids.get(key, 0) + 1
+
+    entry = {
+        "seq": state.next_seq(),
+        "channel": channel,
+        "received_at": received_at,
+        "method": request.method,
+        "path": request.path_qs,
+        "headers": dict(request.headers),
+        "body": body,
+        "raw": None if body is not None else raw,
+        "delivery_id": ids[0] if ids else None,
+        "delivery_ids": ids,
+        "attempt": attempt,
+        "duplicate": bool(duplicate_ids),
+        "duplicate_ids": duplicate_ids,
+        "status": status,
+        "outcome": outcome,
+        "fault": None if failing is None else {"id": failing.id, "mode": failing.mode},
+        "delay_ms": delay_ms,
+    }
+    state.requests.append(entry)
+    log.info(
+        "send",
+        extra={"fields": {k: entry[k] for k in ("seq", "channel", "delivery_id", "status", "outcome",
+                                                 "attempt", "duplicate", "delay_ms")}},
+    )
+    answer = {"seq": entry["seq"], "accepted": failing is None, "delivery_id": entry["delivery_id"],
+              "duplicate": entry["duplicate"]}
+    if failing is not None:
+        answer["error"] = f"injected {failing.mode} fault {failing.id}"
+    return _json(answer, status=status)
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise web.HTTPBadRequest(text=json.dumps({"error": f"not a boolean: {value}"}), content_type="application/json")
+
+
+async def handle_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    q = request.query
+    rows: Iterable[dict[str, Any]] = state.requests
+    if "channel" in q:
+        rows = [r for r in rows if r["channel"] == q["channel"]]
+    if "delivery_id" in q:
+        rows = [r for r in rows if q["delivery_id"] in r["delivery_ids"]]
+    if "outcome" in q:
+        rows = [r for r in rows if r["outcome"] == q["outcome"]]
+    if "duplicate" in q:
+        want = _flag(q["duplicate"])
+        rows = [r for r in rows if r["duplicate"] == want]
+    rows = list(rows)
+    if "limit" in q:
+        try:
+            limit = int(q["limit"])
+        except ValueError:
+            return _json({"error": "limit must be an integer"}, status=400)
+        rows = rows[-limit:] if limit > 0 else []
+    return _json({"count": len(rows), "requests": rows})
+
+
+async def handle_clear_requests(request: web.Request) -> web.Response:
+    n = request.app[STATE_KEY].clear_requests()
+    log.info("requests cleared", extra={"fields": {"cleared": n}})
+    return _json({"cleared": n})
+
+
+async def handle_add_fault(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        spec = await request.json()
+        if not isinstance(spec, dict):
+            raise ValueError("body must be a JSON object")
+        fault = state.add_fault(spec)
+    except (ValueError, TypeError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    out = fault.to_json(state.clock())
+    log.info("fault added", extra={"fields": out})
+    return _json(out, status=201)
+
+
+async def handle_list_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    now = state.clock()
+    return _json({"faults": [f.to_json(now) for f in state.active_faults()]})
+
+
+async def handle_clear_faults(request: web.Request) -> web.Response:
+    n = request.app[STATE_KEY].clear_faults(request.query.get("channel"))
+    log.info("faults cleared", extra={"fields": {"cleared": n}})
+    return _json({"cleared": n})
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    outcomes: dict[str, int] = {}
+    for r in state.requests:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+    return _json({"status": "ok", "requests": len(state.requests), "outcomes": outcomes,
+                  "faults": len(state.active_faults())})
+
+
+def create_app(state: StubState | None = None) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[STATE_KEY] = state or StubState()
+    app.router.add_post("/send/{channel}", handle_send)
+    app.router.add_get("/requests", handle_requests)
+    app.router.add_delete("/requests", handle_clear_requests)
+    app.router.add_post("/faults", handle_add_fault)
+    app.router.add_get("/faults", handle_list_faults)
+    app.router.add_delete("/faults", handle_clear_faults)
+    app.router.add_get("/health", handle_health)
+    return app
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, event and any ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _default_port() -> int:
+    value = os.environ.get(PORT_ENV)
+    return int(value) if value else DEFAULT_PORT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.provider_stub",
+        description="Stand-in for the email/SMS/push provider gateways: records what the Kafka Connect "
+        "HTTP sink posts to /send/{channel} and injects faults (5xx, slow, 4xx) on demand.",
+        epilog="Endpoints: POST /send/{channel}; GET|DELETE /requests (?channel=&delivery_id=&outcome="
+        "&duplicate=&limit=); POST|GET|DELETE /faults; GET /health. Example fault: curl -XPOST "
+        "localhost:8090/faults -d '{\"channel\":\"email\",\"mode\":\"error\",\"status\":503,"
+        "\"duration_s\":20}'. Logs are JSON lines on stdout.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=_default_port(),
+        help=f"port to listen on (default: ${PORT_ENV} or {DEFAULT_PORT}; now %(default)s)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=DEFAULT_MAX_REQUESTS,
+        help="keep at most this many recorded requests, oldest dropped first (default: %(default)s)",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="log level (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    app = create_app(StubState(max_requests=args.max_requests))
+    log.info("listening", extra={"fields": {"host": args.host, "port": args.port}})
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

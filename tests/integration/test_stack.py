@@ -1,0 +1,161 @@
+"""The local stack's parts, each exercised for real: registry, Avro, Connect, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from stack.components import ProviderStub
+from stack.process import read_pid
+from stack.settings import StackSettings
+from tests.waiting import wait_for
+
+PROBE_V1 = {
+    "type": "record", "name": "Probe", "namespace": "test.notipipe",
+    "fields": [{"name": "id", "type": "string"}, {"name": "count", "type": "int"}],
+}
+
+
+def _registry(settings: StackSettings) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": settings.registry_url})
+
+
+def _produce(settings: StackSettings, topic: str, records: list[dict], schema: dict) -> None:
+    serializer = AvroSerializer(_registry(settings), json.dumps(schema))
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for record in records:
+        producer.produce(topic, key=record["id"].encode(),
+                         value=serializer(record, SerializationContext(topic, MessageField.VALUE)))
+    assert producer.flush(30) == 0
+
+
+def _consume(settings: StackSettings, topic: str, count: int) -> list[bytes]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        def poll() -> bool:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+            return len(values) >= count
+        wait_for(poll, 30, f"{count} records on {topic}")
+    finally:
+        consumer.close()
+    return values
+
+
+def test_avro_round_trip_through_the_registry(settings: StackSettings, fresh_topic: str) -> None:
+    records = [{"id": f"u{i}", "count": i} for i in range(3)]
+    _produce(settings, fresh_topic, records, PROBE_V1)
+
+    registered = _registry(settings).get_latest_version(f"{fresh_topic}-value")
+    assert json.loads(registered.schema.schema_str)["name"] == "Probe"
+
+    raw = _consume(settings, fresh_topic, 3)
+    # Confluent wire format: magic byte 0, then the registry's 4-byte schema id.
+    assert all(v[0] == 0 and int.from_bytes(v[1:5], "big") == registered.schema_id for v in raw)
+    deserializer = AvroDeserializer(_registry(settings))
+    decoded = [deserializer(v, SerializationContext(fresh_topic, MessageField.VALUE)) for v in raw]
+    assert sorted(decoded, key=lambda r: r["id"]) == records
+
+
+def test_registry_rejects_an_incompatible_change(settings: StackSettings) -> None:
+    client = _registry(settings)
+    subject = f"test-compat-{uuid.uuid4().hex[:8]}-value"
+    client.register_schema(subject, Schema(json.dumps(PROBE_V1), "AVRO"))
+    client.set_compatibility(subject_name=subject, level="BACKWARD_TRANSITIVE")
+    # A new required field without a default cannot read data written with v1.
+    breaking = {**PROBE_V1, "fields": [*PROBE_V1["fields"], {"name": "owner", "type": "string"}]}
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subject, Schema(json.dumps(breaking), "AVRO"))
+    assert refused.value.http_status_code == 409
+    # The compatible variant (same field, with a default) is accepted.
+    compatible = {**PROBE_V1, "fields": [*PROBE_V1["fields"],
+                                         {"name": "owner", "type": "string", "default": ""}]}
+    client.register_schema(subject, Schema(json.dumps(compatible), "AVRO"))
+    assert len(client.get_versions(subject)) == 2
+    client.delete_subject(subject, permanent=False)
+
+
+def test_connect_has_the_sinks_and_the_avro_converter(settings: StackSettings) -> None:
+    url = f"{settings.connect_url}/connector-plugins?connectorsOnly=false"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        classes = {plugin["class"] for plugin in json.load(response)}
+    assert "io.debezium.connector.jdbc.JdbcSinkConnector" in classes
+    assert "io.apicurio.registry.utils.converter.AvroConverter" in classes
+    assert any("http" in c.lower() and "sink" in c.lower() for c in classes), sorted(classes)
+
+
+def test_jdbc_sink_writes_an_avro_record_into_postgres(settings: StackSettings, fresh_topic: str,
+                                                       pg) -> None:
+    table = fresh_topic.replace(".", "_")
+    name = f"test-jdbc-{fresh_topic}"
+    config = {
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "topics": fresh_topic, "tasks.max": "1",
+        "connection.url": settings.postgres_jdbc_url, "connection.username": "notipipe",
+        "connection.password": settings.postgres_password,
+        "insert.mode": "upsert", "primary.key.mode": "record_value", "primary.key.fields": "id",
+        "schema.evolution": "basic", "collection.name.format": table,
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "value.converter": "io.apicurio.registry.utils.converter.AvroConverter",
+        "value.converter.apicurio.registry.url":
+            f"http://127.0.0.1:{settings.registry_port}/apis/registry/v2",
+        "value.converter.apicurio.registry.use-id": "contentId",
+        "value.converter.apicurio.registry.id-handler":
+            "io.apicurio.registry.serde.Legacy4ByteIdHandler",
+    }
+    request = urllib.request.Request(f"{settings.connect_url}/connectors/{name}/config",
+                                     data=json.dumps(config).encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    try:
+        _produce(settings, fresh_topic, [{"id": "a", "count": 1}, {"id": "b", "count": 2},
+                                         {"id": "a", "count": 3}], PROBE_V1)
+
+        def rows() -> list[tuple]:
+            try:
+                return pg.execute(f'SELECT id, count FROM "{table}" ORDER BY id').fetchall()
+            except Exception:  # table not created yet
+                return []
+        # Upsert on the key: "a" written twice is one row holding the later value.
+        assert wait_for(lambda: rows() == [("a", 3), ("b", 2)] and rows(), 90,
+                        f"rows in {table}") == [("a", 3), ("b", 2)]
+    finally:
+        urllib.request.urlopen(urllib.request.Request(
+            f"{settings.connect_url}/connectors/{name}", method="DELETE"), timeout=30).close()
+        pg.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def _status(settings: StackSettings) -> dict[str, str]:
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "stack", "status", "--json"],
+                            capture_output=True, text=True)
+    return {c["name"]: c["state"] for c in json.loads(result.stdout)["components"]}
+
+
+def test_status_reports_a_killed_component_as_down(settings: StackSettings) -> None:
+    stub = ProviderStub(settings)
+    pid = read_pid(stub.pid_file)
+    assert pid is not None and _status(settings)["provider-stub"] == "up"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _status(settings)["provider-stub"] == "down", 20, "status to show the stub down")
+    assert _status(settings)["kafka"] == "up"
+    # Bring it back for the tests that follow; `up` restarts only what is down.
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "stack", "up", "--only",
+                             "provider-stub"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _status(settings)["provider-stub"] == "up"
