@@ -203,6 +203,8 @@ class Registry(Component):
                 f"-Dapicurio.storage.snapshot.location={self.settings.data_dir / 'registry'}",
                 # Keep the Confluent API's ids equal to Apicurio content ids (what the converter reads).
                 "-Dapicurio.ccompat.legacy-id-mode.enabled=false",
+                # Look schemas up by canonical form, not byte-exact text (whitespace, key order).
+                "-Dapicurio.ccompat.use-canonical-hash=true",
                 "-Dquarkus.log.level=INFO",
                 "-jar", str(home / "apicurio-registry-app-3.0.9-runner.jar")]
 

@@ -1,0 +1,276 @@
+"""The Faust worker: keeps preferences, routes events, flushes due holds.
+
+Topology (all keyed by user_id and co-partitioned, so every table read is local):
+
+    notifications.preferences ─► preferences agent ─► table `preferences`
+    notifications.events ──────► router agent ─► deliveries.<channel> / dlq
+                                      │  tables `users` (dedupe, throttle) and `holds`
+    <app id>-ticks ◄── timer (each worker, its own partitions)
+          └──────────► tick agent ─► due holds ─► deliveries.<channel>
+
+Why ticks: Faust writes a table's changelog to the partition of the event being processed, and
+refuses writes outside a stream. A timer that flushed holds directly would have no partition to
+write to; a tick on the same partition number as the user's events gives the flush a proper
+stream context, so the changelog and the restore after a crash stay right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from .avro_codec import AvroCodec, DecodeError
+from .clock import Clock
+from .due_index import DueIndex
+from .metrics import PipelineMetrics
+from .model import Delivery, Preferences, dead_letter
+from .routing.router import flush_due, next_due_ms, route
+from .routing.state import UserState
+from .routing.validation import InvalidRecord, decode_event, decode_preferences, validate, validate_preferences
+from .schemas import load_schema, subject_for
+from .settings import RouterSettings
+from .topics import CHANNELS, deliveries_topic
+from .worker_settings import WorkerSettings
+
+log = logging.getLogger("notipipe.worker")
+
+
+class TopologyError(RuntimeError):
+    """The topics the worker needs are missing or not co-partitioned."""
+
+
+def discover_partitions(ws: WorkerSettings, events: str, preferences: str, ticks: str) -> int:
+    """Partition count of the co-partitioned inputs; creates the ticks topic to match."""
+    admin = AdminClient({"bootstrap.servers": ws.bootstrap_servers, "log_level": 0})
+    try:
+        topics = admin.list_topics(timeout=15).topics
+    except Exception as exc:  # KafkaException: broker unreachable
+        raise TopologyError(f"cannot reach Kafka at {ws.bootstrap_servers}: {exc}. Is it running "
+                            "(`notipipe stack status`)? Set NOTIPIPE_BOOTSTRAP_SERVERS otherwise.") from exc
+    missing = [t for t in (events, preferences) if t not in topics]
+    if missing:
+        raise TopologyError(f"topics {missing} do not exist: create them with `notipipe stack up` "
+                            "(or your cluster's tooling) before starting workers")
+    counts = {t: len(topics[t].partitions) for t in (events, preferences)}
+    if len(set(counts.values())) != 1:
+        raise TopologyError(f"{events} and {preferences} must have the same partition count to be "
+                            f"co-partitioned, found {counts}")
+    partitions = counts[events]
+    if ticks not in topics:
+        future = admin.create_topics([NewTopic(ticks, num_partitions=partitions, replication_factor=-1,
+                                               config={"retention.ms": str(3600 * 1000)})])[ticks]
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    elif len(topics[ticks].partitions) != partitions:
+        raise TopologyError(f"{ticks} has {len(topics[ticks].partitions)} partitions, {events} has "
+                            f"{partitions}: delete {ticks} (it holds no state) and restart")
+    return partitions
+
+
+class Pipeline:
+    def __init__(self, ws: WorkerSettings, rs: RouterSettings, clock: Clock) -> None:
+        self.ws, self.rs, self.clock = ws, rs, clock
+        prefix = ws.topic_prefix
+        self.events_name = f"{prefix}notifications.events"
+        self.prefs_name = f"{prefix}notifications.preferences"
+        self.dlq_name = f"{prefix}notifications.dlq"
+        self.ticks_name = f"{ws.app_id}-ticks"
+        self.partitions = discover_partitions(ws, self.events_name, self.prefs_name, self.ticks_name)
+        self.metrics = PipelineMetrics()
+        self.due = DueIndex()
+        self._index_stale = True
+
+        self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
+        self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
+        self.codec.add_subject(subject_for(self.prefs_name), load_schema("user_preferences"))
+        self.codec.add_subject(subject_for(self.dlq_name), load_schema("dead_letter"))
+        self.delivery_subjects = {}
+        for channel in CHANNELS:
+            subject = subject_for(deliveries_topic(channel, prefix))
+            self.codec.add_subject(subject, load_schema("delivery"))
+            self.delivery_subjects[channel] = subject
+
+        self.app = app = faust.App(
+            ws.app_id,
+            broker=f"kafka://{ws.bootstrap_servers}",
+            store="rocksdb://",
+            datadir=str(ws.data_dir),
+            web_port=ws.web_port,
+            web_host="127.0.0.1",
+            web_bind="127.0.0.1",
+            topic_partitions=self.partitions,
+            topic_replication_factor=1,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            key_serializer="raw",
+            value_serializer="raw",
+            producer_acks=-1,
+            broker_commit_interval=1.0,
+            table_standby_replicas=0,
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.events_topic = app.topic(self.events_name, **raw)
+        self.prefs_topic = app.topic(self.prefs_name, **raw)
+        self.dlq_topic = app.topic(self.dlq_name, **raw)
+        self.ticks_topic = app.topic(self.ticks_name, **raw)
+        self.delivery_topics = {ch: app.topic(deliveries_topic(ch, prefix), **raw) for ch in CHANNELS}
+        table = {"partitions": self.partitions,
+                 "schema": faust.Schema(key_serializer="raw", value_serializer="json")}
+        self.preferences = app.Table("preferences", **table)
+        self.users = app.Table("users", **table)  # dedupe memory and throttle windows
+        self.holds = app.Table("holds", **table)  # pending holds, only users that have some
+
+        app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
+        app.agent(self.events_topic, name="router")(self._router_agent)
+        app.agent(self.ticks_topic, name="ticks")(self._tick_agent)
+        app.timer(interval=ws.tick_interval_s)(self._send_ticks)
+        self._add_pages()
+        app.on_partitions_assigned.connect(self._on_assigned)
+
+    # --- agents -------------------------------------------------------------------------------
+
+    async def _preferences_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            if message.value is None:  # tombstone: back to defaults
+                if message.key in self.preferences:
+                    del self.preferences[message.key]
+                continue
+            try:
+                _, record = self.codec.decode(message.value)
+                validate_preferences(decode_preferences(record), message.key)
+            except (DecodeError, InvalidRecord) as exc:
+                await self._dead_letter(message, exc)
+                continue
+            self.preferences[message.key] = record
+
+    async def _router_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self._route(event.message)
+
+    async def _tick_agent(self, stream: Any) -> None:
+        async for event in stream.events():
+            await self._flush_partition(event.message.partition)
+
+    async def _send_ticks(self) -> None:
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == self.events_name:
+                await self.ticks_topic.send(partition=tp.partition, key=None, value=b"")
+
+    # --- routing ------------------------------------------------------------------------------
+
+    async def _route(self, message: Any) -> None:
+        now = self.clock.now_ms()
+        try:
+            _, record = self.codec.decode(message.value)
+            event = decode_event(record)
+            validate(event, message.key)
+        except (DecodeError, InvalidRecord) as exc:
+            await self._dead_letter(message, exc)
+            return
+        key = message.key
+        state = self._load_state(key)
+        result = route(event, self._prefs(key), state, now, (message.partition, message.offset), self.rs)
+        for delivery in result.deliveries:
+            await self._emit(delivery)
+        if result.changed:
+            self._save_state(key, message.partition, state, result.holds_changed)
+            if result.holds_changed:
+                self.due.set(message.partition, key, next_due_ms(state))
+        self.metrics.add(result.counters)
+        self.metrics.inc("events", "routed")
+
+    async def _flush_partition(self, partition: int) -> None:
+        if self._index_stale:
+            self._rebuild_index()
+        now = self.clock.now_ms()
+        for key in self.due.pop_due(partition, now):
+            state = self._load_state(key)
+            result = flush_due(state, self._prefs(key), now, self.rs)
+            # Wait for the broker to hold the digests before the state forgets the holds: a crash
+            # in between re-sends them with the same delivery_id, which the sinks absorb.
+            pending = [await self._emit(d) for d in result.deliveries]
+            if pending:
+                await asyncio.gather(*pending)
+            if result.changed:
+                self._save_state(key, partition, state, holds_changed=True)
+            self.due.set(partition, key, next_due_ms(state))
+            self.metrics.add(result.counters)
+
+    def _rebuild_index(self) -> None:
+        self.due.clear()
+        for key, value in self.holds.items():
+            state = UserState.from_dict({"holds": value["holds"]})
+            self.due.set(value["p"], key, next_due_ms(state))
+        self._index_stale = False
+        log.info("due index rebuilt: %d users with pending holds", len(self.due))
+
+    async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
+        self._index_stale = True
+
+    # --- state --------------------------------------------------------------------------------
+
+    def _prefs(self, key: bytes) -> Preferences | None:
+        record = self.preferences.get(key)
+        return decode_preferences(record) if record else None
+
+    def _load_state(self, key: bytes) -> UserState:
+        users = self.users.get(key) or {}
+        held = self.holds.get(key)
+        if held:
+            users = {**users, "holds": held["holds"]}
+        return UserState.from_dict(users or None)
+
+    def _save_state(self, key: bytes, partition: int, state: UserState, holds_changed: bool) -> None:
+        data = state.to_dict()
+        held = data.pop("holds", None)
+        self.users[key] = data
+        if holds_changed:
+            if held:
+                self.holds[key] = {"p": partition, "holds": held}
+            elif key in self.holds:
+                del self.holds[key]
+
+    # --- output -------------------------------------------------------------------------------
+
+    async def _emit(self, delivery: Delivery) -> Any:
+        channel = delivery.topic_suffix
+        value = self.codec.encode(self.delivery_subjects[channel], delivery.to_avro())
+        return await self.delivery_topics[channel].send(key=delivery.user_id.encode(), value=value)
+
+    async def _dead_letter(self, message: Any, error: Exception) -> None:
+        reason = getattr(error, "reason", "invalid")
+        if isinstance(error, InvalidRecord):
+            reason = error.dlq_reason
+        record = dead_letter(source_topic=message.topic, source_partition=message.partition,
+                             source_offset=message.offset, key=message.key, value=message.value,
+                             reason=reason, error=str(error), failed_at=self.clock.now_ms())
+        headers = [("notipipe.error.reason", reason.encode()),
+                   ("notipipe.error.message", str(error)[:1000].encode()),
+                   ("notipipe.source", f"{message.topic}/{message.partition}/{message.offset}".encode())]
+        value = self.codec.encode(subject_for(self.dlq_name), record)
+        fut = await self.dlq_topic.send(key=message.key, value=value, headers=headers)
+        await fut  # a DLQ write must not be lost: wait for the broker before moving on
+        self.metrics.inc("dlq", reason)
+        log.warning("dead-lettered %s/%d/%d: %s", message.topic, message.partition, message.offset,
+                    error)
+
+    # --- web ----------------------------------------------------------------------------------
+
+    def _add_pages(self) -> None:
+        @self.app.page("/metrics")
+        async def metrics(view: Any, request: Any) -> Any:
+            return view.text(self.metrics.prometheus(), content_type="text/plain")
+
+        @self.app.page("/counters")
+        async def counters(view: Any, request: Any) -> Any:
+            return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due)})

@@ -1,0 +1,72 @@
+"""Settings of a worker process, from environment variables (routing rules: settings.py).
+
+| Variable | Default | Meaning |
+|---|---|---|
+| `NOTIPIPE_BOOTSTRAP_SERVERS` | `127.0.0.1:9092` | Kafka brokers |
+| `NOTIPIPE_REGISTRY_URL` | `http://127.0.0.1:8081/apis/ccompat/v7` | Confluent-compatible registry API |
+| `NOTIPIPE_TOPIC_PREFIX` | empty | Prefix of every pipeline topic |
+| `NOTIPIPE_APP_ID` | `notipipe-router` | Consumer group and prefix of the worker's internal topics |
+| `NOTIPIPE_WEB_PORT` | `6066` | Worker web server (`/metrics`, `/counters`); one per process |
+| `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
+| `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
+| `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
+| `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import ConfigError
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    topic_prefix: str = ""
+    app_id: str = "notipipe-router"
+    web_port: int = 6066
+    data_dir: Path = _ROOT / ".cache" / "worker"
+    tick_interval_s: float = 1.0
+    clock_file: Path | None = None
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WorkerSettings:
+        def get(name: str, default: str) -> str:
+            return environ.get(f"NOTIPIPE_{name}") or default
+
+        web_port_raw = get("WEB_PORT", "6066")
+        if not web_port_raw.isdigit() or not 1024 <= int(web_port_raw) <= 65535:
+            raise ConfigError("NOTIPIPE_WEB_PORT", web_port_raw, "a port number 1024..65535")
+        tick_raw = get("TICK_INTERVAL_S", "1.0")
+        try:
+            tick = float(tick_raw)
+        except ValueError:
+            tick = -1.0
+        if not 0.05 <= tick <= 60:
+            raise ConfigError("NOTIPIPE_TICK_INTERVAL_S", tick_raw, "seconds between 0.05 and 60")
+        level = get("LOG_LEVEL", "info").lower()
+        if level not in ("debug", "info", "warning", "warn", "error", "critical"):
+            raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
+        app_id = get("APP_ID", "notipipe-router")
+        web_port = int(web_port_raw)
+        data_dir = Path(get("DATA_DIR", str(_ROOT / ".cache" / "worker" / f"{app_id}-{web_port}")))
+        clock = environ.get("NOTIPIPE_CLOCK_FILE")
+        return cls(
+            bootstrap_servers=get("BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            registry_url=get("REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7"),
+            topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
+            app_id=app_id,
+            web_port=web_port,
+            data_dir=data_dir,
+            tick_interval_s=tick,
+            clock_file=Path(clock) if clock else None,
+            log_level=level,
+        )
