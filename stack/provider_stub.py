@@ -123,7 +123,8 @@ class StubState:
         times = spec.get("times")
         times_n = None if times is None else int(times)
         match = spec.get("match")
-        if delay_ms < 0 or (duration_s is not None and duration_s <= 0) or (times_n is not None and times_n < 1):
+        bad_limits = (duration_s is not None and duration_s <= 0) or (times_n is not None and times_n < 1)
+        if delay_ms < 0 or bad_limits:
             raise ValueError("delay_ms must be >= 0, duration_s > 0 and times >= 1")
         if match is not None and (not isinstance(match, str) or not match):
             raise ValueError("match must be a non-empty string")
@@ -218,8 +219,16 @@ async def handle_send(request: web.Request) -> web.Response:
         elif failing is None:
             failing = fault
             fault.used += 1
+    cancelled: asyncio.CancelledError | None = None
     if delay_ms:
-        await asyncio.sleep(delay_ms / 1000)
+        try:
+            await asyncio.sleep(delay_ms / 1000)
+        except asyncio.CancelledError as exc:  # servers that cancel handlers when the client leaves
+            cancelled = exc
+    # A client that timed out meanwhile never sees the answer, but the "provider" has acted on it,
+    # so it is recorded as accepted and a retry of it is flagged duplicate, as a real provider sees it.
+    transport = request.transport
+    client_gone = cancelled is not None or transport is None or transport.is_closing()
 
     status = failing.status if failing else 200
     outcome = "accepted" if failing is None else ("rejected" if failing.mode == "reject" else "error")
@@ -252,13 +261,16 @@ async def handle_send(request: web.Request) -> web.Response:
         "outcome": outcome,
         "fault": None if failing is None else {"id": failing.id, "mode": failing.mode},
         "delay_ms": delay_ms,
+        "client_gone": client_gone,
     }
     state.requests.append(entry)
     log.info(
         "send",
         extra={"fields": {k: entry[k] for k in ("seq", "channel", "delivery_id", "status", "outcome",
-                                                 "attempt", "duplicate", "delay_ms")}},
+                                                 "attempt", "duplicate", "delay_ms", "client_gone")}},
     )
+    if cancelled is not None:
+        raise cancelled
     answer = {"seq": entry["seq"], "accepted": failing is None, "delivery_id": entry["delivery_id"],
               "duplicate": entry["duplicate"]}
     if failing is not None:
@@ -271,7 +283,8 @@ def _flag(value: str) -> bool:
         return True
     if value.lower() in ("0", "false", "no"):
         return False
-    raise web.HTTPBadRequest(text=json.dumps({"error": f"not a boolean: {value}"}), content_type="application/json")
+    raise web.HTTPBadRequest(text=json.dumps({"error": f"not a boolean: {value}"}),
+                             content_type="application/json")
 
 
 async def handle_requests(request: web.Request) -> web.Response:

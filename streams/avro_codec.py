@@ -1,0 +1,258 @@
+"""Avro in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, schemaless body.
+
+Writer schemas are fetched from the registry once per id and cached parsed; a registry call per
+event would cap throughput at the registry's latency. Records are decoded into the reader schema
+of the same full name when one is configured (schema resolution: old data, current shape).
+
+Timestamps (``timestamp-millis`` and friends) are read and written as plain epoch ints: the
+router works in milliseconds, and building a datetime per field per event costs time for nothing.
+
+The registry is duck-typed. ``confluent_kafka.schema_registry.SchemaRegistryClient`` works as is
+(``get_schema(id)`` returning a ``Schema``, ``register_schema``/``lookup_schema`` taking one);
+a simple object with ``get_schema(id) -> str`` and ``register(subject, schema_str) -> id`` (and
+optionally ``lookup(subject, schema_str) -> id``) works too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import fastavro
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import to_parsing_canonical_form
+
+from .schemas import full_name
+
+MAGIC = 0
+_HEADER = struct.Struct(">BI")
+HEADER_SIZE = _HEADER.size
+# Logical types that become plain ints here (see module docstring).
+_RAW_LOGICAL_TYPES = frozenset(
+    {
+        "timestamp-millis",
+        "timestamp-micros",
+        "local-timestamp-millis",
+        "local-timestamp-micros",
+    }
+)
+
+SchemaLike = str | dict[str, Any]
+
+
+class DecodeError(ValueError):
+    """Bytes that cannot become a record. ``reason`` is the DLQ reason: 'undecodable' (not the
+    wire format, or a corrupt body) or 'unknown_schema' (id unknown to the registry, or a writer
+    schema that cannot be read as the reader schema)."""
+
+    def __init__(self, reason: str, message: str, schema_id: int | None = None) -> None:
+        self.reason = reason
+        self.schema_id = schema_id
+        super().__init__(message)
+
+
+class EncodeError(ValueError):
+    """A record does not match the schema it is written with."""
+
+
+class AvroCodec:
+    def __init__(
+        self,
+        registry: Any,
+        schemas: Mapping[str, SchemaLike] | None = None,
+        *,
+        auto_register: bool = True,
+    ) -> None:
+        """``schemas``: subject -> schema used by ``encode``. Each is also the reader schema for
+        records whose writer schema has the same full name. ``auto_register`` False: look ids up
+        instead of registering (the registry must already hold the schema)."""
+        self._registry = registry
+        self._auto_register = auto_register
+        self._subjects: dict[str, tuple[str, Any]] = {}  # subject -> (text, parsed writer)
+        self._readers: dict[str, tuple[Any, str]] = {}  # full name -> (parsed, canonical form)
+        self._ids: dict[str, int] = {}  # subject -> registered id
+        # schema id -> (parsed writer, parsed reader or None when identical)
+        self._by_id: dict[int, tuple[Any, Any]] = {}
+        for subject, schema in (schemas or {}).items():
+            self.add_subject(subject, schema)
+
+    def add_subject(self, subject: str, schema: SchemaLike) -> None:
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        schema_json = _strip_logical(json.loads(text))
+        parsed = fastavro.parse_schema(schema_json)
+        self._subjects[subject] = (text, parsed)
+        self._readers[full_name(schema_json)] = (parsed, to_parsing_canonical_form(schema_json))
+        self._ids.pop(subject, None)
+
+    # -- encode ----------------------------------------------------------------------------
+    def schema_id(self, subject: str) -> int:
+        """Registry id of the subject's schema (registered or looked up once, then cached)."""
+        schema_id = self._ids.get(subject)
+        if schema_id is None:
+            text, _ = self._subject(subject)
+            if self._auto_register:
+                schema_id = _register(self._registry, subject, text)
+            else:
+                schema_id = _lookup(self._registry, subject, text)
+            self._ids[subject] = schema_id
+        return schema_id
+
+    def encode(self, subject: str, record: Mapping[str, Any]) -> bytes:
+        schema_id = self.schema_id(subject)
+        _, parsed = self._subjects[subject]
+        out = io.BytesIO()
+        out.write(_HEADER.pack(MAGIC, schema_id))
+        try:
+            fastavro.schemaless_writer(out, parsed, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"record does not match {subject}: {exc!r}") from exc
+        return out.getvalue()
+
+    # -- decode ----------------------------------------------------------------------------
+    def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
+        """(writer schema id, record in the reader's shape); DecodeError for bad input."""
+        if data is None:
+            raise DecodeError("undecodable", "value is null (a tombstone), not an Avro record")
+        if len(data) < HEADER_SIZE:
+            raise DecodeError(
+                "undecodable",
+                f"not Confluent wire format: {len(data)} bytes, shorter than the "
+                f"{HEADER_SIZE}-byte header",
+            )
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise DecodeError("undecodable", _bad_magic_message(magic))
+        writer, reader = self._schemas_for(schema_id)
+        buf = io.BytesIO(data)
+        buf.seek(HEADER_SIZE)
+        try:
+            record = fastavro.schemaless_reader(buf, writer, reader)
+        except SchemaResolutionError as exc:
+            raise DecodeError(
+                "unknown_schema",
+                f"schema id {schema_id} cannot be read as the reader schema: {exc}",
+                schema_id,
+            ) from exc
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise DecodeError(
+                "undecodable",
+                f"corrupt Avro body for schema id {schema_id}: {type(exc).__name__}: {exc}",
+                schema_id,
+            ) from exc
+        if buf.tell() != len(data):
+            raise DecodeError(
+                "undecodable",
+                f"{len(data) - buf.tell()} trailing bytes after the record: was it written with "
+                f"schema id {schema_id}?",
+                schema_id,
+            )
+        return schema_id, record
+
+    def decode_many(
+        self, payloads: Iterable[bytes | None]
+    ) -> list[tuple[int, dict[str, Any]] | DecodeError]:
+        """Decode a batch; a bad payload yields its DecodeError in place, the rest go on."""
+        out: list[tuple[int, dict[str, Any]] | DecodeError] = []
+        decode = self.decode
+        for payload in payloads:
+            try:
+                out.append(decode(payload))
+            except DecodeError as exc:
+                out.append(exc)
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+    def _subject(self, subject: str) -> tuple[str, Any]:
+        try:
+            return self._subjects[subject]
+        except KeyError:
+            raise KeyError(
+                f"no schema for subject {subject!r}; known: {sorted(self._subjects)}"
+            ) from None
+
+    def _schemas_for(self, schema_id: int) -> tuple[Any, Any]:
+        cached = self._by_id.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            text = _fetch(self._registry, schema_id)
+        except LookupError as exc:
+            raise DecodeError(
+                "unknown_schema", f"schema id {schema_id} is not in the registry", schema_id
+            ) from exc
+        writer_json = _strip_logical(json.loads(text))
+        writer = fastavro.parse_schema(writer_json)
+        reader = None
+        if isinstance(writer_json, dict) and "name" in writer_json:
+            match = self._readers.get(full_name(writer_json))
+            # Identical up to docs and defaults: skip resolution work on every read.
+            if match is not None and match[1] != to_parsing_canonical_form(writer_json):
+                reader = match[0]
+        self._by_id[schema_id] = (writer, reader)
+        return writer, reader
+
+
+def _bad_magic_message(magic: int) -> str:
+    hint = ""
+    if magic in (0x7B, 0x5B):  # '{' or '['
+        hint = " — was this produced with a JSON serializer?"
+    elif 0x20 <= magic < 0x7F:
+        hint = f" ({chr(magic)!r}) — was this produced with a string serializer?"
+    return f"not Confluent wire format: first byte 0x{magic:02x}, expected 0x00{hint}"
+
+
+def _strip_logical(schema: Any) -> Any:
+    """A copy of the schema with timestamp logical types removed, so they read as ints."""
+    if isinstance(schema, list):
+        return [_strip_logical(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strip_logical(v) for k, v in schema.items()}
+    if out.get("logicalType") in _RAW_LOGICAL_TYPES:
+        del out["logicalType"]
+    return out
+
+
+# -- registry adapters (confluent-kafka client or a simple duck-typed object) --------------
+def _is_not_found(exc: Exception) -> bool:
+    return isinstance(exc, LookupError) or getattr(exc, "http_status_code", None) == 404
+
+
+def _fetch(registry: Any, schema_id: int) -> str:
+    """Schema text for an id; LookupError if the registry does not know it. Other errors
+    (network, auth) propagate: they are not the record's fault and must not DLQ it."""
+    try:
+        schema = registry.get_schema(schema_id)
+    except Exception as exc:
+        if _is_not_found(exc):
+            raise LookupError(schema_id) from exc
+        raise
+    if isinstance(schema, str):
+        return schema
+    if isinstance(schema, dict):
+        return json.dumps(schema)
+    text = getattr(schema, "schema_str", None)
+    if text is None:
+        raise TypeError(f"registry.get_schema returned {type(schema).__name__}, not a schema")
+    return text
+
+
+def _confluent_schema(text: str) -> Any:
+    from confluent_kafka.schema_registry import Schema
+
+    return Schema(text, "AVRO")
+
+
+def _register(registry: Any, subject: str, text: str) -> int:
+    if hasattr(registry, "register_schema"):  # confluent-kafka SchemaRegistryClient
+        return int(registry.register_schema(subject, _confluent_schema(text)))
+    return int(registry.register(subject, text))
+
+
+def _lookup(registry: Any, subject: str, text: str) -> int:
+    if hasattr(registry, "lookup_schema"):
+        return int(registry.lookup_schema(subject, _confluent_schema(text)).schema_id)
+    return int(registry.lookup(subject, text))
