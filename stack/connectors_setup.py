@@ -50,7 +50,8 @@ def render(config: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
     return {key: substitute(str(value)) for key, value in config.items()}
 
 
-def load_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR) -> list[tuple[str, dict[str, str]]]:
+def load_connectors(settings: StackSettings,
+                    directory: Path = CONNECTOR_DIR) -> list[tuple[str, dict[str, str]]]:
     values = placeholders(settings)
     found = []
     for path in sorted(directory.glob("*.json")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -36,11 +37,9 @@ def register_schemas(settings: StackSettings) -> dict[str, int]:
         if spec.schema_file is None:
             continue
         subject = f"{spec.name}-value"
-        try:
+        # Apicurio only keeps a subject's rule once the subject exists: it is set again after.
+        with contextlib.suppress(SchemaRegistryError):
             client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
-        except SchemaRegistryError:
-            # Apicurio only keeps a subject's rule once the subject exists: set it after.
-            pass
         try:
             ids[subject] = client.register_schema(subject, Schema(schema_text(spec.schema_file), "AVRO"))
         except SchemaRegistryError as exc:

@@ -35,7 +35,8 @@ def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise StackConfigError(f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
+        raise StackConfigError(
+            f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
     if not low <= value <= high:
         raise StackConfigError(f"{name}={value} is out of range {low}..{high}")
     return value

@@ -32,7 +32,13 @@ from .metrics import PipelineMetrics
 from .model import Delivery, Preferences, dead_letter
 from .routing.router import flush_due, next_due_ms, route
 from .routing.state import UserState
-from .routing.validation import InvalidRecord, decode_event, decode_preferences, validate, validate_preferences
+from .routing.validation import (
+    InvalidRecord,
+    decode_event,
+    decode_preferences,
+    validate,
+    validate_preferences,
+)
 from .schemas import load_schema, subject_for
 from .settings import RouterSettings
 from .topics import CHANNELS, deliveries_topic
@@ -144,6 +150,7 @@ class Pipeline:
             if message.value is None:  # tombstone: back to defaults
                 if message.key in self.preferences:
                     del self.preferences[message.key]
+                self.metrics.inc("preferences", "reset")
                 continue
             try:
                 _, record = self.codec.decode(message.value)
@@ -152,6 +159,7 @@ class Pipeline:
                 await self._dead_letter(message, exc)
                 continue
             self.preferences[message.key] = record
+            self.metrics.inc("preferences", "stored")
 
     async def _router_agent(self, stream: Any) -> None:
         async for event in stream.events():
@@ -273,4 +281,5 @@ class Pipeline:
 
         @self.app.page("/counters")
         async def counters(view: Any, request: Any) -> Any:
-            return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due)})
+            return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due),
+                              "clock_ms": self.clock.now_ms()})

@@ -18,6 +18,7 @@ _LABELS = {
     "delivered": ("channel", "kind"),
     "dlq": ("reason",),
     "events": ("outcome",),
+    "preferences": ("outcome",),
 }
 
 

@@ -50,3 +50,41 @@ def fresh_topic(admin: AdminClient) -> Iterator[str]:
 def pg(settings: StackSettings) -> Iterator[psycopg.Connection]:
     with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture(scope="module")
+def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFactory, request):
+    """An isolated pipeline (own topic prefix) with the module's ROUTER_ENV settings."""
+    from tests.integration.pipeline import make_pipeline_env
+
+    router_env = getattr(request.module, "ROUTER_ENV", {})
+    return make_pipeline_env(settings, tmp_path_factory.mktemp("pipeline"), router_env)
+
+
+@pytest.fixture(scope="module")
+def client(pipeline_env):
+    from streams.client import NotificationClient
+
+    return NotificationClient(pipeline_env.client_settings)
+
+
+@pytest.fixture(scope="module")
+def watcher(pipeline_env):
+    from tests.integration.pipeline import Watcher
+
+    watcher = Watcher(pipeline_env)
+    yield watcher
+    watcher.close()
+
+
+@pytest.fixture(scope="module")
+def worker(pipeline_env, client, watcher):
+    from tests.integration.pipeline import WorkerProcess, wait_until_routing
+
+    process = WorkerProcess(pipeline_env)
+    process.start()
+    try:
+        wait_until_routing(process, client, watcher)
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,183 @@
+"""Harness for end-to-end tests: a real worker process on topics of the test's own, a clock the
+test sets, and a watcher that decodes what arrives on the delivery and DLQ topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from stack.schemas_setup import register_schemas
+from stack.settings import StackSettings
+from stack.topics_setup import ensure_topics
+from streams.avro_codec import AvroCodec
+from streams.client import ClientSettings, NotificationClient
+from streams.clock_control import write_clock_file
+from streams.model import Delivery
+from streams.schemas import load_schema, subject_for
+from streams.topics import CHANNELS, deliveries_topic
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class PipelineEnv:
+    """Everything a test needs to talk to one isolated pipeline (its own topic prefix)."""
+
+    stack: StackSettings
+    prefix: str
+    clock_file: Path
+    data_dir: Path
+    router_env: dict[str, str]
+
+    @property
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(self.stack.bootstrap_servers, self.stack.registry_url, self.prefix)
+
+    def set_clock(self, fake_now_ms: int) -> None:
+        write_clock_file(self.clock_file, fake_now_ms)
+
+    def real_clock(self) -> None:
+        self.clock_file.unlink(missing_ok=True)
+
+
+def make_pipeline_env(stack: StackSettings, tmp: Path, router_env: dict[str, str]) -> PipelineEnv:
+    prefix = f"it{uuid.uuid4().hex[:8]}."
+    scoped = replace(stack, topic_prefix=prefix, partitions=4)
+    ensure_topics(scoped, echo=lambda _: None)
+    register_schemas(scoped)
+    return PipelineEnv(scoped, prefix, tmp / "clock.json", tmp / "worker-data", router_env)
+
+
+class WorkerProcess:
+    """`notipipe worker` as a child process, started, killed and restarted like in production."""
+
+    def __init__(self, env: PipelineEnv, web_port: int = 6166) -> None:
+        self.env = env
+        self.web_port = web_port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = env.data_dir.parent / f"worker-{web_port}.log"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "NOTIPIPE_BOOTSTRAP_SERVERS": self.env.stack.bootstrap_servers,
+            "NOTIPIPE_REGISTRY_URL": self.env.stack.registry_url,
+            "NOTIPIPE_TOPIC_PREFIX": self.env.prefix,
+            "NOTIPIPE_APP_ID": f"{self.env.prefix}router",
+            "NOTIPIPE_WEB_PORT": str(self.web_port),
+            "NOTIPIPE_DATA_DIR": str(self.env.data_dir / str(self.web_port)),
+            "NOTIPIPE_CLOCK_FILE": str(self.env.clock_file),
+            "NOTIPIPE_TICK_INTERVAL_S": "0.2",
+            "PYTHONPATH": str(ROOT),
+            **self.env.router_env,
+        }
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def counters(self) -> dict[str, int]:
+        url = f"http://127.0.0.1:{self.web_port}/counters"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except OSError:
+            return {}
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit, no flush."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Watcher:
+    """Decodes every delivery and DLQ record of the pipeline in a background thread."""
+
+    def __init__(self, env: PipelineEnv) -> None:
+        registry = SchemaRegistryClient({"url": env.stack.registry_url})
+        self.codec = AvroCodec(registry, auto_register=False)
+        self.topics = [deliveries_topic(ch, env.prefix) for ch in CHANNELS]
+        for topic in self.topics:
+            self.codec.add_subject(subject_for(topic), load_schema("delivery"))
+        self.dlq_topic = f"{env.prefix}notifications.dlq"
+        self.codec.add_subject(subject_for(self.dlq_topic), load_schema("dead_letter"))
+        self.deliveries: dict[str, list[Delivery]] = defaultdict(list)  # user -> in arrival order
+        self.dead_letters: list[tuple[dict, dict[str, bytes]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+                                   "group.id": f"watch-{uuid.uuid4().hex}",
+                                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        self._consumer.subscribe([*self.topics, self.dlq_topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            _, record = self.codec.decode(message.value())
+            with self._lock:
+                if message.topic() == self.dlq_topic:
+                    self.dead_letters.append((record, dict(message.headers() or [])))
+                else:
+                    delivery = Delivery.from_avro(record)
+                    self.deliveries[delivery.user_id].append(delivery)
+        self._consumer.close()
+
+    def for_user(self, user: str, channel: str | None = None) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self.deliveries.get(user, [])
+                    if channel is None or d.channel.key == channel]
+
+    def wait_for_user(self, user: str, count: int, channel: str | None = None,
+                      timeout_s: float = 30) -> list[Delivery]:
+        return wait_for(lambda: (found := self.for_user(user, channel)) and len(found) >= count and found,
+                        timeout_s, f"{count} deliveries for {user} on {channel or 'any channel'}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def wait_until_routing(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,
+                       timeout_s: float = 120) -> None:
+    """Ready means: an event sent now comes out as a delivery (partitions assigned, tables restored)."""
+    probe = f"probe-{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + timeout_s
+    client.send(user_id=probe, category="system.probe", title="probe", body="probe",
+                channels=["in_app"])
+    client.flush()
+    while time.monotonic() < deadline:
+        if watcher.for_user(probe):
+            return
+        if worker.proc is not None and worker.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
+        time.sleep(0.2)
+    raise AssertionError(f"worker not routing after {timeout_s}s:\n{worker.log_tail()}")
