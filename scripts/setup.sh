@@ -5,15 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(openjdk-17-jre-headless maven postgresql docker-compose python3-venv)
+# A JDK, not only a runtime: the project's own Connect plugin (connectors/http-sink) is compiled.
+DEBIAN_PACKAGES=(openjdk-17-jdk-headless maven postgresql docker-compose python3-venv)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-# A JDK from elsewhere (e.g. a preinstalled Temurin) is as good as Debian's runtime.
-if command -v java >/dev/null && java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then
-  missing=("${missing[@]/openjdk-17-jre-headless}")
+# A JDK from elsewhere (e.g. a preinstalled Temurin) is as good as Debian's.
+if command -v javac >/dev/null && javac -version 2>&1 | grep -qE 'javac (1[7-9]|2[0-9])'; then
+  missing=("${missing[@]/openjdk-17-jdk-headless}")
 fi
 command -v mvn >/dev/null && missing=("${missing[@]/maven}")
 missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))

@@ -9,8 +9,10 @@ import sys
 import time
 
 from stack import artifacts
-from stack.components import Component, all_components, describe
+from stack.components import Component, Connect, all_components, describe
+from stack.connectors_cli import print_status
 from stack.connectors_setup import ConnectorError, connector_status, register_connectors
+from stack.migrations import MigrationError, apply_migrations
 from stack.process import StartError, stop
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
 from stack.settings import StackConfigError, StackSettings
@@ -22,14 +24,30 @@ def _line(row: dict[str, str]) -> str:
 
 
 def cmd_up(settings: StackSettings, only: list[str] | None = None) -> int:
+    # One `stack up` at a time (test sessions run it concurrently): a second one waits, then finds
+    # everything up. Otherwise one could restart Connect while the other waits for it to be healthy.
+    with artifacts.file_lock(settings.run_dir / "up.lock"):
+        return _up(settings, only)
+
+
+def _up(settings: StackSettings, only: list[str] | None) -> int:
     started_at = time.monotonic()
-    artifacts.resolve_all(settings)
+    changed_parts = artifacts.resolve_all(settings)
     components = all_components(settings)
     for component in components:
         if only and component.name not in only:
             continue
+        if isinstance(component, Connect) and component.pid() is not None:
+            reason = component.restart_reason(changed_parts)
+            if reason:
+                print(f"restarting connect: {reason}", flush=True)
+                stop(component.pid_file, timeout_s=60)
         component.start()
         print(_line(describe(component)), flush=True)
+        if component.name == "postgres":
+            # Before Connect: the JDBC sinks write into tables these migrations own.
+            for change in apply_migrations(settings):
+                print(f"  {change}")
         if component.name == "kafka":
             for change in ensure_topics(settings):
                 print(f"  {change}")
@@ -55,12 +73,8 @@ def cmd_status(settings: StackSettings, as_json: bool) -> int:
     else:
         for row in rows:
             print(_line(row))
-        for conn in connectors:
-            tasks = ", ".join(f"task {t['id']} {t['state']}" for t in conn["tasks"]) or "no tasks"
-            print(f"connector {conn['name']:<28} {conn['state']:<8} {tasks}")
-            for trace in [conn["trace"], *(t["trace"] for t in conn["tasks"])]:
-                if trace:
-                    print("    " + "\n    ".join(trace.splitlines()[:12]))
+        if connect_up:
+            print_status(connectors)
     return 0 if all(r["state"] == "up" for r in rows) else 1
 
 
@@ -89,8 +103,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "Central into .cache/dist; data lives in .cache/data. Ports and partitions "
                     "come from NOTIPIPE_* variables (see stack/settings.py).")
     actions = parser.add_subparsers(dest="action", required=True)
-    up = actions.add_parser("up", help="resolve jars, start everything, create topics, register "
-                                       "schemas and connectors (idempotent)")
+    up = actions.add_parser("up", help="resolve jars, build the project's Connect plugins, start "
+                                       "everything, apply database migrations, create topics, "
+                                       "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
                     help="start only these components (postgres kafka registry provider-stub connect)")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
@@ -111,6 +126,6 @@ def run(args: argparse.Namespace) -> int:
             return cmd_down(settings)
         return cmd_reset(settings)
     except (StackConfigError, artifacts.PrerequisiteError, StartError, SchemaRegistrationError,
-            ConnectorError) as exc:
+            ConnectorError, MigrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import artifacts
 from stack.artifacts import PrerequisiteError, check_java
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
 from stack.settings import StackSettings
@@ -111,7 +112,7 @@ def _log4j2_config(settings: StackSettings) -> Path:
 
 
 def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str) -> list[str]:
-    return [check_java(), f"-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
+    return [check_java(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={_log4j2_config(settings)}",
             "-cp", classpath, main, *args]
 
@@ -229,7 +230,10 @@ class Connect(Component):
 
     def prepare(self) -> None:
         self.properties.parent.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text("\n".join([
+        self.properties.write_text(self.worker_properties())
+
+    def worker_properties(self) -> str:
+        return "\n".join([
             f"bootstrap.servers={self.settings.bootstrap_servers}",
             "group.id=notipipe-connect",
             "key.converter=org.apache.kafka.connect.storage.StringConverter",
@@ -249,8 +253,24 @@ class Connect(Component):
             "plugin.discovery=hybrid_warn",
             # Sinks may create their own DLQ topics with one replica on this one-broker cluster.
             "topic.creation.enable=true",
+            # Connector configs may read secrets (e.g. a gateway's API key) from the worker's
+            # environment as ${env:NAME}, so they never sit in Connect's config topic.
+            "config.providers=env",
+            "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
             "",
-        ]))
+        ])
+
+    def restart_reason(self, changed_parts: list[str]) -> str | None:
+        """Why a running Connect must restart to be current: new plugins or a new worker config."""
+        plugins = [name for name in changed_parts if name in artifacts.CONNECT_PLUGIN_PARTS]
+        if plugins:
+            return "its jars changed: " + ", ".join(plugins)
+        try:
+            if self.properties.read_text() != self.worker_properties():
+                return f"worker config {self.properties} changed"
+        except FileNotFoundError:
+            return None
+        return None
 
     def command(self) -> list[str]:
         return _java_cmd(self.settings, "1g", str(self.settings.dist_dir / "kafka" / "libs" / "*"),

@@ -11,6 +11,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,35 @@ class ConnectorError(RuntimeError):
     """Connect refused a connector config, or a placeholder has no value."""
 
 
-def placeholders(settings: StackSettings) -> dict[str, str]:
+def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Values for `${NAME}` in connector files. Addresses are as Connect sees them; the NOTIPIPE_*
+    variables below override them (docker-compose.yml sets them to container addresses).
+
+    | placeholder | variable | default |
+    |---|---|---|
+    | <CHANNEL>_GATEWAY_URL (EMAIL, SMS, PUSH) | NOTIPIPE_<CHANNEL>_GATEWAY_URL | stub /send/<channel> |
+    | REGISTRY_URL | NOTIPIPE_CONNECT_REGISTRY_URL | the local registry's v2 API |
+    | POSTGRES_JDBC_URL | NOTIPIPE_POSTGRES_JDBC_URL | the local PostgreSQL |
+    | STUB_URL | NOTIPIPE_STUB_URL | the local provider stub |
+    | DLQ_REPLICATION_FACTOR | NOTIPIPE_DLQ_REPLICATION_FACTOR | 1 (one broker); 3 in production |
+    """
+    def env(name: str, default: str) -> str:
+        return environ.get(f"NOTIPIPE_{name}") or default
+
+    stub_url = env("STUB_URL", settings.stub_url)
     values = {
         "TOPIC_PREFIX": settings.topic_prefix,
-        "POSTGRES_JDBC_URL": settings.postgres_jdbc_url,
+        "POSTGRES_JDBC_URL": env("POSTGRES_JDBC_URL", settings.postgres_jdbc_url),
         "POSTGRES_USER": "notipipe",
         "POSTGRES_PASSWORD": settings.postgres_password,
-        "REGISTRY_URL": f"http://127.0.0.1:{settings.registry_port}/apis/registry/v2",
-        "STUB_URL": settings.stub_url,
+        "REGISTRY_URL": env("CONNECT_REGISTRY_URL",
+                            f"http://127.0.0.1:{settings.registry_port}/apis/registry/v2"),
+        "STUB_URL": stub_url,
+        "DLQ_REPLICATION_FACTOR": env("DLQ_REPLICATION_FACTOR", "1"),
     }
     for channel in ("email", "sms", "push"):
         key = f"{channel.upper()}_GATEWAY_URL"
-        values[key] = os.environ.get(f"NOTIPIPE_{key}", f"{settings.stub_url}/send/{channel}")
+        values[key] = env(key, f"{stub_url}/send/{channel}")
     return values
 
 
@@ -50,9 +68,9 @@ def render(config: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
     return {key: substitute(str(value)) for key, value in config.items()}
 
 
-def load_connectors(settings: StackSettings,
-                    directory: Path = CONNECTOR_DIR) -> list[tuple[str, dict[str, str]]]:
-    values = placeholders(settings)
+def load_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR,
+                    environ: Mapping[str, str] = os.environ) -> list[tuple[str, dict[str, str]]]:
+    values = placeholders(settings, environ)
     found = []
     for path in sorted(directory.glob("*.json")):
         spec = json.loads(path.read_text())
@@ -73,27 +91,53 @@ def _request(method: str, url: str, body: Any = None) -> Any:
         raise ConnectorError(f"{method} {url} -> {exc.code}: {detail}") from None
 
 
-def register_connectors(settings: StackSettings) -> list[str]:
+def apply_connector(settings: StackSettings, name: str, config: dict[str, str]) -> str | None:
+    """Create or update one connector after Connect validated its config; None if unchanged."""
+    url = f"{settings.connect_url}/connectors/{name}/config"
+    try:
+        current = _request("GET", url)
+    except ConnectorError:
+        current = None
+    wanted = {**config, "name": name}
+    if current == wanted:
+        return None
+    validation = _request("PUT", f"{settings.connect_url}/connector-plugins/"
+                                 f"{config['connector.class']}/config/validate", wanted)
+    problems = [f"{c['value']['name']}: {'; '.join(c['value']['errors'])}"
+                for c in validation.get("configs", []) if c["value"].get("errors")]
+    if problems:
+        raise ConnectorError(f"connector {name} has a bad config:\n  " + "\n  ".join(problems))
+    _request("PUT", url, wanted)
+    return f"{'updated' if current else 'created'} connector {name}"
+
+
+def register_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR,
+                        environ: Mapping[str, str] = os.environ) -> list[str]:
     """PUT each config; a connector whose config is unchanged is left alone. Returns what changed."""
     changed = []
-    for name, config in load_connectors(settings):
-        url = f"{settings.connect_url}/connectors/{name}/config"
-        try:
-            current = _request("GET", url)
-        except ConnectorError:
-            current = None
-        wanted = {**config, "name": name}
-        if current == wanted:
-            continue
-        validation = _request("PUT", f"{settings.connect_url}/connector-plugins/"
-                                     f"{config['connector.class']}/config/validate", wanted)
-        problems = [f"{c['value']['name']}: {'; '.join(c['value']['errors'])}"
-                    for c in validation.get("configs", []) if c["value"].get("errors")]
-        if problems:
-            raise ConnectorError(f"connector {name} has a bad config:\n  " + "\n  ".join(problems))
-        _request("PUT", url, wanted)
-        changed.append(f"{'updated' if current else 'created'} connector {name}")
+    for name, config in load_connectors(settings, directory, environ):
+        change = apply_connector(settings, name, config)
+        if change:
+            changed.append(change)
     return changed
+
+
+def delete_connector(settings: StackSettings, name: str) -> bool:
+    """Remove a connector (its committed offsets stay in its consumer group). False if unknown."""
+    try:
+        _request("DELETE", f"{settings.connect_url}/connectors/{name}")
+    except ConnectorError as exc:
+        if "-> 404" in str(exc):
+            return False
+        raise
+    return True
+
+
+def restart_connector(settings: StackSettings, name: str, only_failed: bool = True) -> Any:
+    """Restart a connector and its tasks (by default only the failed ones), e.g. after the
+    database or a gateway was down long enough to fail a task."""
+    query = f"includeTasks=true&onlyFailed={'true' if only_failed else 'false'}"
+    return _request("POST", f"{settings.connect_url}/connectors/{name}/restart?{query}")
 
 
 def connector_status(settings: StackSettings) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -94,6 +94,9 @@ class Pipeline:
         self.metrics = PipelineMetrics()
         self.due = DueIndex()
         self._index_stale = True
+        self._targets_stale = True
+        self._catching_up: dict[int, int] = {}  # partition -> offset the replay must reach
+        self._routed_upto: dict[int, int] = {}  # partition -> next offset the router will see
 
         self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
         self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
@@ -121,6 +124,9 @@ class Pipeline:
             value_serializer="raw",
             producer_acks=-1,
             broker_commit_interval=1.0,
+            # A killed worker's partitions move on after this long, not Faust's default 60 s.
+            broker_session_timeout=ws.session_timeout_s,
+            broker_heartbeat_interval=max(1.0, ws.session_timeout_s / 4),
             table_standby_replicas=0,
         )
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -129,11 +135,13 @@ class Pipeline:
         self.dlq_topic = app.topic(self.dlq_name, **raw)
         self.ticks_topic = app.topic(self.ticks_name, **raw)
         self.delivery_topics = {ch: app.topic(deliveries_topic(ch, prefix), **raw) for ch in CHANNELS}
-        table = {"partitions": self.partitions,
-                 "schema": faust.Schema(key_serializer="raw", value_serializer="json")}
+        # key_type bytes: keys stay the raw user id (Faust derives the serializers from the types).
+        table = {"partitions": self.partitions, "key_type": bytes}
         self.preferences = app.Table("preferences", **table)
-        self.users = app.Table("users", **table)  # dedupe memory and throttle windows
-        self.holds = app.Table("holds", **table)  # pending holds, only users that have some
+        # One record per user (dedupe memory, throttle windows, pending holds): a single changelog
+        # write per change is atomic, so a crash can never keep the "seen" of an event but lose
+        # the hold it went into.
+        self.users = app.Table("users", **table)
 
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
         app.agent(self.events_topic, name="router")(self._router_agent)
@@ -178,6 +186,10 @@ class Pipeline:
 
     async def _route(self, message: Any) -> None:
         now = self.clock.now_ms()
+        self._routed_upto[message.partition] = message.offset + 1
+        target = self._catching_up.get(message.partition)
+        if target is not None and message.offset + 1 >= target:
+            del self._catching_up[message.partition]
         try:
             _, record = self.codec.decode(message.value)
             event = decode_event(record)
@@ -191,13 +203,17 @@ class Pipeline:
         for delivery in result.deliveries:
             await self._emit(delivery)
         if result.changed:
-            self._save_state(key, message.partition, state, result.holds_changed)
+            self._save_state(key, message.partition, state)
             if result.holds_changed:
                 self.due.set(message.partition, key, next_due_ms(state))
         self.metrics.add(result.counters)
         self.metrics.inc("events", "routed")
 
     async def _flush_partition(self, partition: int) -> None:
+        if self._targets_stale:
+            await self._refresh_replay_targets()
+        if partition in self._catching_up:
+            return
         if self._index_stale:
             self._rebuild_index()
         now = self.clock.now_ms()
@@ -210,20 +226,59 @@ class Pipeline:
             if pending:
                 await asyncio.gather(*pending)
             if result.changed:
-                self._save_state(key, partition, state, holds_changed=True)
+                self._save_state(key, partition, state)
             self.due.set(partition, key, next_due_ms(state))
             self.metrics.add(result.counters)
 
     def _rebuild_index(self) -> None:
+        # A full scan, once per rebalance: the index is derived data, the table is the truth.
         self.due.clear()
-        for key, value in self.holds.items():
-            state = UserState.from_dict({"holds": value["holds"]})
-            self.due.set(value["p"], key, next_due_ms(state))
+        for key, value in self.users.items():
+            if value.get("holds"):
+                self.due.set(value["p"], key, next_due_ms(UserState.from_dict(value)))
         self._index_stale = False
         log.info("due index rebuilt: %d users with pending holds", len(self.due))
 
     async def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
+        # No I/O here: the rebalance waits for this handler, and asking the group coordinator
+        # for offsets during the rebalance would wait for the rebalance. The next tick does it.
         self._index_stale = True
+        self._targets_stale = True
+
+    async def _refresh_replay_targets(self) -> None:
+        partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
+                            if tp.topic == self.events_name)
+        targets = await asyncio.get_running_loop().run_in_executor(
+            None, self._replay_targets, partitions)
+        self._catching_up = {p: end for p, end in targets.items()
+                             if self._routed_upto.get(p, -1) < end}
+        self._targets_stale = False
+        if self._catching_up:
+            log.info("holding flushes until events are replayed up to %s", self._catching_up)
+
+    def _replay_targets(self, partitions: list[int]) -> dict[int, int]:
+        """Partitions with events after the group's committed offset, and where they end now.
+
+        After a crash those events are routed again; a hold must not be flushed before they are,
+        or an event that belonged in a digest would go out after it, on its own.
+        """
+        tps = [TopicPartition(self.events_name, p) for p in partitions]
+        admin = AdminClient({"bootstrap.servers": self.ws.bootstrap_servers, "log_level": 0})
+        request = ConsumerGroupTopicPartitions(self.ws.app_id, tps)
+        future = admin.list_consumer_group_offsets([request], require_stable=False)[self.ws.app_id]
+        committed = {tp.partition: tp.offset for tp in future.result(30).topic_partitions}
+        consumer = Consumer({"bootstrap.servers": self.ws.bootstrap_servers, "log_level": 0,
+                             "group.id": f"{self.ws.app_id}-offsets-probe"})
+        try:
+            targets = {}
+            for tp in tps:
+                low, high = consumer.get_watermark_offsets(tp, timeout=30)
+                start = committed.get(tp.partition, -1)
+                if high > max(start, low):
+                    targets[tp.partition] = high
+            return targets
+        finally:
+            consumer.close()
 
     # --- state --------------------------------------------------------------------------------
 
@@ -232,21 +287,16 @@ class Pipeline:
         return decode_preferences(record) if record else None
 
     def _load_state(self, key: bytes) -> UserState:
-        users = self.users.get(key) or {}
-        held = self.holds.get(key)
-        if held:
-            users = {**users, "holds": held["holds"]}
-        return UserState.from_dict(users or None)
+        return UserState.from_dict(self.users.get(key))
 
-    def _save_state(self, key: bytes, partition: int, state: UserState, holds_changed: bool) -> None:
+    def _save_state(self, key: bytes, partition: int, state: UserState) -> None:
+        if state.is_empty():
+            if key in self.users:
+                del self.users[key]
+            return
         data = state.to_dict()
-        held = data.pop("holds", None)
+        data["p"] = partition  # lets the due index be rebuilt per partition from a scan
         self.users[key] = data
-        if holds_changed:
-            if held:
-                self.holds[key] = {"p": partition, "holds": held}
-            elif key in self.holds:
-                del self.holds[key]
 
     # --- output -------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from stack import cli as stack_cli
+from stack import connectors_cli
 from streams import client_cli, worker
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every setting comes from NOTIPIPE_* environment variables; see README.md.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stack_cli.add_parser(sub)
+    connectors_cli.add_parser(sub)
     worker.add_parser(sub)
     client_cli.add_parsers(sub)
     return parser

@@ -9,6 +9,7 @@
 | `NOTIPIPE_WEB_PORT` | `6066` | Worker web server (`/metrics`, `/counters`); one per process |
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
+| `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
 """
@@ -34,6 +35,7 @@ class WorkerSettings:
     web_port: int = 6066
     data_dir: Path = _ROOT / ".cache" / "worker"
     tick_interval_s: float = 1.0
+    session_timeout_s: float = 10.0
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -52,6 +54,13 @@ class WorkerSettings:
             tick = -1.0
         if not 0.05 <= tick <= 60:
             raise ConfigError("NOTIPIPE_TICK_INTERVAL_S", tick_raw, "seconds between 0.05 and 60")
+        session_raw = get("SESSION_TIMEOUT_S", "10")
+        try:
+            session = float(session_raw)
+        except ValueError:
+            session = -1.0
+        if not 6 <= session <= 300:
+            raise ConfigError("NOTIPIPE_SESSION_TIMEOUT_S", session_raw, "seconds between 6 and 300")
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
@@ -67,6 +76,7 @@ class WorkerSettings:
             web_port=web_port,
             data_dir=data_dir,
             tick_interval_s=tick,
+            session_timeout_s=session,
             clock_file=Path(clock) if clock else None,
             log_level=level,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -62,12 +63,18 @@ def make_pipeline_env(stack: StackSettings, tmp: Path, router_env: dict[str, str
     return PipelineEnv(scoped, prefix, tmp / "clock.json", tmp / "worker-data", router_env)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class WorkerProcess:
     """`notipipe worker` as a child process, started, killed and restarted like in production."""
 
-    def __init__(self, env: PipelineEnv, web_port: int = 6166) -> None:
+    def __init__(self, env: PipelineEnv, web_port: int | None = None) -> None:
         self.env = env
-        self.web_port = web_port
+        self.web_port = web_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = env.data_dir.parent / f"worker-{web_port}.log"
 

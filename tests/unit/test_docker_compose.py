@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stack.artifacts import PARTS
+from stack.artifacts import BUILDS, PARTS
 from stack.components import Connect
 from stack.settings import StackSettings
 
@@ -175,3 +175,11 @@ def test_connect_dockerfile_runs_the_local_stack_poms() -> None:
     for part in PARTS:
         if part.pom != "kafka.xml":  # Kafka itself is the base image
             assert part.pom in text, f"docker/connect/Dockerfile does not run stack/maven/{part.pom}"
+
+
+def test_connect_dockerfile_builds_the_project_plugins() -> None:
+    text = CONNECT_DOCKERFILE.read_text()
+    for build in BUILDS:
+        assert f"COPY {build.project}/src/ ./{build.project}/src/" in text, build.name
+        assert f"mvn -B -q -f {build.project}/pom.xml package" in text, build.name
+        assert f"cp {build.project}/{build.jar} /dist/connect-plugins/{build.plugin_dir}/" in text, build.name

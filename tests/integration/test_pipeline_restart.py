@@ -1,0 +1,77 @@
+"""Crash safety: the worker is SIGKILLed (no shutdown, no final commit) and started again."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.client import NotificationClient
+from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess, wait_until_routing
+from tests.waiting import wait_for
+
+ROUTER_ENV = {
+    "NOTIPIPE_DIGEST_WINDOW_S": "5",
+    "NOTIPIPE_DEFAULT_CHANNELS": "in_app",
+    "NOTIPIPE_DIGEST_CATEGORIES": "social.like",
+}
+
+
+def _all_committed(env: PipelineEnv) -> bool:
+    """Has the router group committed everything on the events topic?"""
+    consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+                         "group.id": f"{env.prefix}router", "enable.auto.commit": False})
+    try:
+        topic = f"{env.prefix}notifications.events"
+        parts = [TopicPartition(topic, p) for p in range(env.stack.partitions)]
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low and tp.offset < high:
+                return False
+        return True
+    finally:
+        consumer.close()
+
+
+def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher) -> None:
+    worker.kill()
+    worker.start()
+    wait_until_routing(worker, client, watcher)
+
+
+def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, watcher) -> None:
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    held_before = worker.counters().get("held.digest", 0)
+    ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
+           for i in range(3)]
+    client.flush()
+    wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
+    assert watcher.for_user(user) == []  # the window (5 s) is still open
+    _restart(worker, client, watcher)
+
+    digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
+    assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
+    # Nothing sent twice: a marker routed after the restart arrives, and still one digest.
+    marker = client.send(user_id=user, category="billing", title="marker", body="m")
+    client.flush()
+    found = watcher.wait_for_user(user, 2)
+    assert [list(d.event_ids) for d in found][1] == [marker]
+    assert [d.kind for d in found] == ["DIGEST", "SINGLE"]
+
+
+def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, client, watcher,
+                                                                      pipeline_env) -> None:
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    event_id = str(uuid.uuid4())
+    client.send(user_id=user, category="billing", title="Invoice", body="b", event_id=event_id)
+    client.flush()
+    assert [list(d.event_ids) for d in watcher.wait_for_user(user, 1)] == [[event_id]]
+    # Let the worker commit past the event: only then is it a clean "before the restart".
+    wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
+    _restart(worker, client, watcher)
+
+    client.send(user_id=user, category="billing", title="Invoice", body="b", event_id=event_id)
+    marker = client.send(user_id=user, category="billing", title="marker", body="m")
+    client.flush()
+    found = watcher.wait_for_user(user, 2, timeout_s=30)
+    assert [list(d.event_ids) for d in found] == [[event_id], [marker]]

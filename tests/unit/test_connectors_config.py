@@ -1,0 +1,124 @@
+"""The connector configs in connectors/ against the Delivery contract and the tables the project owns."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from stack import artifacts
+from stack.connectors_setup import CONNECTOR_DIR, ConnectorError, load_connectors, placeholders, render
+from stack.migrations import MigrationError, find_migrations
+from stack.settings import StackSettings
+from streams.schemas import load_schema
+from streams.topics import CHANNELS, deliveries_topic
+
+SETTINGS = StackSettings.from_env({"NOTIPIPE_TOPIC_PREFIX": "pfx."})
+DELIVERY_FIELDS = {f["name"] for f in load_schema("delivery")["fields"]}
+# Columns the sinks never write: the app's (read_at) and the database's (stored_at default now()).
+NOT_FROM_THE_SINK = {"read_at", "stored_at"}
+
+
+def connectors() -> dict[str, dict[str, str]]:
+    return dict(load_connectors(SETTINGS, environ={}))
+
+
+def table_columns(table: str) -> set[str]:
+    """Column names of a CREATE TABLE in the migrations (good enough for this project's DDL)."""
+    sql = "\n".join(m.sql for m in find_migrations())
+    body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
+    assert body, f"no CREATE TABLE {table} in connectors/sql"
+    return {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
+
+
+def test_every_file_renders_and_is_named_after_its_connector() -> None:
+    for path in CONNECTOR_DIR.glob("*.json"):
+        spec = json.loads(path.read_text())
+        assert spec["name"] == path.stem
+    assert set(connectors()) == {"jdbc-inbox", "jdbc-delivery-log", "http-email", "http-sms", "http-push"}
+    for config in connectors().values():
+        assert not any("${" in v and "${env:" not in v for v in config.values()), config
+
+
+def test_a_missing_placeholder_is_an_error() -> None:
+    with pytest.raises(ConnectorError, match="NOPE"):
+        render({"x": "${NOPE}"}, placeholders(SETTINGS, {}))
+
+
+def test_gateway_urls_come_from_the_environment() -> None:
+    values = placeholders(SETTINGS, {"NOTIPIPE_SMS_GATEWAY_URL": "https://sms.example/v1/messages"})
+    assert values["SMS_GATEWAY_URL"] == "https://sms.example/v1/messages"
+    assert values["EMAIL_GATEWAY_URL"] == f"{SETTINGS.stub_url}/send/email"
+    rendered = dict(load_connectors(SETTINGS, environ={"NOTIPIPE_SMS_GATEWAY_URL": "https://sms.example/x"}))
+    assert rendered["http-sms"]["http.url"] == "https://sms.example/x"
+
+
+@pytest.mark.parametrize("name,table,topics", [
+    ("jdbc-inbox", "inbox", ["in_app"]),
+    ("jdbc-delivery-log", "delivery_log", list(CHANNELS)),
+])
+def test_jdbc_sinks_write_exactly_the_owned_columns_with_upsert(name: str, table: str,
+                                                                topics: list[str]) -> None:
+    config = connectors()[name]
+    assert config["topics"].split(",") == [deliveries_topic(ch, "pfx.") for ch in topics]
+    assert config["collection.name.format"] == table
+    assert (config["insert.mode"], config["primary.key.mode"], config["primary.key.fields"]) == (
+        "upsert", "record_value", "delivery_id")
+    # The project owns the DDL: the connector never creates or alters a table.
+    assert config["schema.evolution"] == "none"
+    kept = set(config["transforms.columns.include"].split(","))
+    assert config["transforms.columns.type"] == "org.apache.kafka.connect.transforms.ReplaceField$Value"
+    assert kept <= DELIVERY_FIELDS
+    assert "items" not in kept, "array<record> has no column type; it is left out"
+    assert kept == table_columns(table) - NOT_FROM_THE_SINK
+
+
+def test_http_sinks_post_each_channel_to_its_gateway_and_dead_letter_failures() -> None:
+    for channel in ("email", "sms", "push"):
+        config = connectors()[f"http-{channel}"]
+        assert config["connector.class"] == "io.notipipe.connect.http.HttpSinkConnector"
+        assert config["topics"] == deliveries_topic(channel, "pfx.")
+        assert config["http.url"] == f"{SETTINGS.stub_url}/send/{channel}"
+        assert config["idempotency.key.field"] == "delivery_id"
+        # Nothing dropped silently: failures go to the DLQ with the error in headers.
+        assert config["errors.tolerance"] == "all"
+        assert config["errors.deadletterqueue.topic.name"] == "pfx.notifications.sink-dlq.http"
+        assert config["errors.deadletterqueue.context.headers.enable"] == "true"
+
+
+def test_every_sink_reads_avro_through_the_registry() -> None:
+    for config in connectors().values():
+        assert config["value.converter"] == "io.apicurio.registry.utils.converter.AvroConverter"
+        assert config["value.converter.apicurio.registry.url"].endswith("/apis/registry/v2")
+
+
+def test_migration_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "V001__one.sql").write_text("select 1;")
+    (tmp_path / "V002__two.sql").write_text("select 2;")
+    assert [m.version for m in find_migrations(tmp_path)] == [1, 2]
+    (tmp_path / "V2__again.sql").write_text("select 2;")
+    with pytest.raises(MigrationError, match="share version 2"):
+        find_migrations(tmp_path)
+    (tmp_path / "V2__again.sql").unlink()
+    (tmp_path / "inbox.sql").write_text("select 3;")
+    with pytest.raises(MigrationError, match="V<number>__<name>.sql"):
+        find_migrations(tmp_path)
+
+
+def test_the_http_sink_is_rebuilt_when_its_sources_change(tmp_path: Path, monkeypatch) -> None:
+    project = tmp_path / "connectors" / "http-sink"
+    (project / "src" / "main").mkdir(parents=True)
+    (project / "pom.xml").write_text("<project/>")
+    (project / "src" / "main" / "A.java").write_text("class A {}")
+    monkeypatch.setattr(artifacts, "PROJECT_ROOT", tmp_path)
+    build = artifacts.Build("x", "connectors/http-sink", "target/x.jar", "x")
+    first = artifacts.source_hash(build)
+    assert artifacts.source_hash(build) == first
+    (project / "src" / "main" / "A.java").write_text("class A { int b; }")
+    assert artifacts.source_hash(build) != first
+    (project / "target").mkdir()
+    (project / "target" / "x.jar").write_text("built")
+    changed = artifacts.source_hash(build)
+    assert artifacts.source_hash(build) == changed, "build output does not count"
