@@ -23,18 +23,17 @@ def _line(row: dict[str, str]) -> str:
     return f"{row['name']:<14} {row['state']:<5} {row['address']:<16} log: {row['log']}"
 
 
-def cmd_up(settings: StackSettings, only: list[str] | None = None) -> int:
+def cmd_up(settings: StackSettings, only: list[str] | None = None, with_worker: bool = False) -> int:
     # One `stack up` at a time (test sessions run it concurrently): a second one waits, then finds
     # everything up. Otherwise one could restart Connect while the other waits for it to be healthy.
     with artifacts.file_lock(settings.run_dir / "up.lock"):
-        return _up(settings, only)
+        return _up(settings, only, with_worker)
 
 
-def _up(settings: StackSettings, only: list[str] | None) -> int:
+def _up(settings: StackSettings, only: list[str] | None, with_worker: bool = False) -> int:
     started_at = time.monotonic()
     changed_parts = artifacts.resolve_all(settings)
-    components = all_components(settings)
-    for component in components:
+    for component in all_components(settings, with_worker=with_worker):
         if only and component.name not in only:
             continue
         if isinstance(component, Connect) and component.pid() is not None:
@@ -44,21 +43,34 @@ def _up(settings: StackSettings, only: list[str] | None) -> int:
                 stop(component.pid_file, timeout_s=60)
         component.start()
         print(_line(describe(component)), flush=True)
-        if component.name == "postgres":
-            # Before Connect: the JDBC sinks write into tables these migrations own.
-            for change in apply_migrations(settings):
-                print(f"  {change}")
-        if component.name == "kafka":
-            for change in ensure_topics(settings):
-                print(f"  {change}")
-        if component.name == "registry":
-            ids = register_schemas(settings)
-            print(f"  {len(ids)} subjects registered: "
-                  + ", ".join(f"{s}={i}" for s, i in sorted(ids.items())))
-        if component.name == "connect":
-            for change in register_connectors(settings):
-                print(f"  {change}")
+        provision(settings, component.name)
     print(f"stack up in {time.monotonic() - started_at:.1f}s")
+    return 0
+
+
+def provision(settings: StackSettings, component: str) -> None:
+    """What each component needs once it runs: tables, topics, schemas, connectors (idempotent)."""
+    if component == "postgres":
+        # Before Connect: the JDBC sinks write into tables these migrations own.
+        for change in apply_migrations(settings):
+            print(f"  {change}")
+    if component == "kafka":
+        for change in ensure_topics(settings):
+            print(f"  {change}")
+    if component == "registry":
+        ids = register_schemas(settings)
+        print(f"  {len(ids)} subjects registered: "
+              + ", ".join(f"{s}={i}" for s, i in sorted(ids.items())))
+    if component == "connect":
+        for change in register_connectors(settings):
+            print(f"  {change}")
+
+
+def cmd_init(settings: StackSettings) -> int:
+    """Provision servers this stack did not start (docker-compose, a real cluster)."""
+    for component in ("postgres", "kafka", "registry", "connect"):
+        print(f"{component}: provisioning", flush=True)
+        provision(settings, component)
     return 0
 
 
@@ -108,6 +120,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
                     help="start only these components (postgres kafka registry provider-stub connect)")
+    up.add_argument("--with-worker", action="store_true",
+                    help="also start one router worker (log: .cache/logs/worker.log)")
+    actions.add_parser(
+        "init", help="provision servers this stack did not start: migrations, topics, schemas, "
+                     "connectors (addresses from NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, "
+                     "NOTIPIPE_CONNECT_URL, NOTIPIPE_POSTGRES_DSN)")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     actions.add_parser("down", help="stop everything this stack started; data is kept")
@@ -119,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = StackSettings.from_env()
         if args.action == "up":
-            return cmd_up(settings, args.only)
+            return cmd_up(settings, args.only, args.with_worker)
+        if args.action == "init":
+            return cmd_init(settings)
         if args.action == "status":
             return cmd_status(settings, args.json)
         if args.action == "down":

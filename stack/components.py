@@ -392,10 +392,35 @@ class ProviderStub(Component):
         return http_ok(f"{self.settings.stub_url}/health")
 
 
-def all_components(settings: StackSettings) -> list[Component]:
-    """In start order: each one's dependencies come before it."""
-    return [Postgres(settings), Kafka(settings), Registry(settings), ProviderStub(settings),
-            Connect(settings)]
+@dataclass
+class Worker(Component):
+    """One router worker, for the quickstart; tests and benchmarks start their own."""
+
+    name: str = "worker"
+
+    def __post_init__(self) -> None:
+        self.port = int(os.environ.get("NOTIPIPE_WEB_PORT") or 6066)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "streams.cli", "worker"]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def healthy(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.port}/counters")
+
+
+def all_components(settings: StackSettings, with_worker: bool = False) -> list[Component]:
+    """In start order: each one's dependencies come before it. The worker is listed when asked
+    for or when it runs, so `status` and `down` see it."""
+    components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
+                                   ProviderStub(settings), Connect(settings)]
+    worker = Worker(settings)
+    if with_worker or worker.pid_file.exists():
+        components.append(worker)
+    return components
 
 
 def describe(component: Component) -> dict[str, str]:

@@ -12,6 +12,10 @@
 | NOTIPIPE_TOPIC_PREFIX | "" | prefix for every pipeline topic |
 | NOTIPIPE_POSTGRES_PASSWORD | notipipe | password of the `notipipe` database user |
 | NOTIPIPE_START_TIMEOUT_S | 180 | how long `stack up` waits for each component |
+
+`notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
+NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
+(libpq form) then replace the local addresses.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ class StackSettings:
     topic_prefix: str
     postgres_password: str
     start_timeout_s: int
+    # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
+    bootstrap_override: str = ""
+    registry_override: str = ""
+    connect_override: str = ""
+    postgres_dsn_override: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackSettings:
@@ -69,6 +78,10 @@ class StackSettings:
             topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
             postgres_password=environ.get("NOTIPIPE_POSTGRES_PASSWORD", "notipipe"),
             start_timeout_s=_int(environ, "NOTIPIPE_START_TIMEOUT_S", 180, 5, 3600),
+            bootstrap_override=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS", ""),
+            registry_override=environ.get("NOTIPIPE_REGISTRY_URL", ""),
+            connect_override=environ.get("NOTIPIPE_CONNECT_URL", ""),
+            postgres_dsn_override=environ.get("NOTIPIPE_POSTGRES_DSN", ""),
         )
 
     # Layout under .cache: dist/ holds resolved jars (kept by reset), data/ and run/ are state.
@@ -98,16 +111,16 @@ class StackSettings:
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return self.bootstrap_override or f"127.0.0.1:{self.kafka_port}"
 
     @property
     def registry_url(self) -> str:
         """Confluent-compatible API of Apicurio Registry, as the Python clients use it."""
-        return f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"
+        return self.registry_override or f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"
 
     @property
     def connect_url(self) -> str:
-        return f"http://127.0.0.1:{self.connect_port}"
+        return self.connect_override or f"http://127.0.0.1:{self.connect_port}"
 
     @property
     def stub_url(self) -> str:
@@ -119,6 +132,8 @@ class StackSettings:
 
     @property
     def postgres_dsn(self) -> str:
+        if self.postgres_dsn_override:
+            return self.postgres_dsn_override
         return (
             f"host=127.0.0.1 port={self.postgres_port} dbname=notipipe "
             f"user=notipipe password={self.postgres_password}"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from stack import cli as stack_cli
 from stack import connectors_cli
-from streams import client_cli, worker
+from streams import client_cli, demo, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     connectors_cli.add_parser(sub)
     worker.add_parser(sub)
     client_cli.add_parsers(sub)
+    demo.add_parser(sub)
     return parser
 
 
