@@ -27,9 +27,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from .avro_codec import AvroCodec, DecodeError
 from .clock import Clock
+from .delivery_producer import DeliveryProducer
 from .due_index import DueIndex
 from .metrics import PipelineMetrics
-from .model import Delivery, Preferences, dead_letter
+from .model import Preferences, dead_letter
 from .routing.router import flush_due, next_due_ms, route
 from .routing.state import UserState
 from .routing.validation import (
@@ -97,6 +98,7 @@ class Pipeline:
         self._targets_stale = True
         self._catching_up: dict[int, int] = {}  # partition -> offset the replay must reach
         self._routed_upto: dict[int, int] = {}  # partition -> next offset the router will see
+        self._prefs_cache: dict[bytes, Preferences | None] = {}
 
         self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
         self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
@@ -107,6 +109,10 @@ class Pipeline:
             subject = subject_for(deliveries_topic(channel, prefix))
             self.codec.add_subject(subject, load_schema("delivery"))
             self.delivery_subjects[channel] = subject
+
+        self.deliveries = DeliveryProducer(
+            ws.bootstrap_servers, self.codec, self.delivery_subjects,
+            {ch: deliveries_topic(ch, prefix) for ch in CHANNELS})
 
         self.app = app = faust.App(
             ws.app_id,
@@ -148,6 +154,7 @@ class Pipeline:
         app.agent(self.ticks_topic, name="ticks")(self._tick_agent)
         app.timer(interval=ws.tick_interval_s)(self._send_ticks)
         self._add_pages()
+        self.deliveries.attach_to_commits(app.producer)
         app.on_partitions_assigned.connect(self._on_assigned)
 
     # --- agents -------------------------------------------------------------------------------
@@ -158,6 +165,7 @@ class Pipeline:
             if message.value is None:  # tombstone: back to defaults
                 if message.key in self.preferences:
                     del self.preferences[message.key]
+                self._prefs_cache.pop(message.key, None)
                 self.metrics.inc("preferences", "reset")
                 continue
             try:
@@ -167,11 +175,22 @@ class Pipeline:
                 await self._dead_letter(message, exc)
                 continue
             self.preferences[message.key] = record
+            self._prefs_cache.pop(message.key, None)
             self.metrics.inc("preferences", "stored")
 
     async def _router_agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            await self._route(event.message)
+        # Batches, not single events: state is read and written once per user per batch, and
+        # the framework's per-event work (awaits, sends) is paid per batch where it can be.
+        async for events in stream.take_events(self.ws.batch_size, within=self.ws.batch_within_s):
+            by_partition: dict[int, list[Any]] = {}
+            for event in events:
+                by_partition.setdefault(event.message.partition, []).append(event)
+            for partition, partition_events in by_partition.items():
+                # Table writes go to the changelog partition of the stream's current event:
+                # point it at this partition's events before writing their users' state.
+                stream._set_current_event(partition_events[-1])
+                await self._route_batch(partition, [e.message for e in partition_events])
+            self.deliveries.poll()
 
     async def _tick_agent(self, stream: Any) -> None:
         async for event in stream.events():
@@ -184,30 +203,41 @@ class Pipeline:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def _route(self, message: Any) -> None:
+    async def _route_batch(self, partition: int, messages: list[Any]) -> None:
         now = self.clock.now_ms()
-        self._routed_upto[message.partition] = message.offset + 1
-        target = self._catching_up.get(message.partition)
-        if target is not None and message.offset + 1 >= target:
-            del self._catching_up[message.partition]
-        try:
-            _, record = self.codec.decode(message.value)
-            event = decode_event(record)
-            validate(event, message.key)
-        except (DecodeError, InvalidRecord) as exc:
-            await self._dead_letter(message, exc)
-            return
-        key = message.key
-        state = self._load_state(key)
-        result = route(event, self._prefs(key), state, now, (message.partition, message.offset), self.rs)
-        for delivery in result.deliveries:
-            await self._emit(delivery)
-        if result.changed:
-            self._save_state(key, message.partition, state)
-            if result.holds_changed:
-                self.due.set(message.partition, key, next_due_ms(state))
-        self.metrics.add(result.counters)
-        self.metrics.inc("events", "routed")
+        last = messages[-1].offset + 1
+        self._routed_upto[partition] = last
+        target = self._catching_up.get(partition)
+        if target is not None and last >= target:
+            del self._catching_up[partition]
+        states: dict[bytes, UserState] = {}
+        changed: set[bytes] = set()
+        prefs_cache = self._prefs_cache
+        counters = self.metrics.counters
+        for message in messages:
+            try:
+                _, record = self.codec.decode(message.value)
+                event = decode_event(record)
+                validate(event, message.key)
+            except (DecodeError, InvalidRecord) as exc:
+                await self._dead_letter(message, exc)
+                continue
+            key = message.key
+            state = states.get(key)
+            if state is None:
+                state = states[key] = self._load_state(key)
+            prefs = prefs_cache[key] if key in prefs_cache else self._prefs(key)
+            result = route(event, prefs, state, now, (partition, message.offset), self.rs)
+            for delivery in result.deliveries:
+                self.deliveries.send(delivery)
+            if result.changed:
+                changed.add(key)
+            counters.update(result.counters)
+        for key in changed:  # one state write per user per batch
+            state = states[key]
+            self._save_state(key, partition, state)
+            self.due.set(partition, key, next_due_ms(state))
+        counters[("events", "routed")] += len(messages)
 
     async def _flush_partition(self, partition: int) -> None:
         if self._targets_stale:
@@ -222,9 +252,10 @@ class Pipeline:
             result = flush_due(state, self._prefs(key), now, self.rs)
             # Wait for the broker to hold the digests before the state forgets the holds: a crash
             # in between re-sends them with the same delivery_id, which the sinks absorb.
-            pending = [await self._emit(d) for d in result.deliveries]
-            if pending:
-                await asyncio.gather(*pending)
+            for delivery in result.deliveries:
+                self.deliveries.send(delivery)
+            if result.deliveries:
+                await self.deliveries.flush()
             if result.changed:
                 self._save_state(key, partition, state)
             self.due.set(partition, key, next_due_ms(state))
@@ -244,6 +275,7 @@ class Pipeline:
         # for offsets during the rebalance would wait for the rebalance. The next tick does it.
         self._index_stale = True
         self._targets_stale = True
+        self._prefs_cache.clear()  # another worker may have changed what we held before
 
     async def _refresh_replay_targets(self) -> None:
         partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
@@ -283,8 +315,14 @@ class Pipeline:
     # --- state --------------------------------------------------------------------------------
 
     def _prefs(self, key: bytes) -> Preferences | None:
+        """Decoded preferences, cached: decoding the table's dict per event would cost more than
+        routing. The preferences agent and every rebalance invalidate the cache."""
         record = self.preferences.get(key)
-        return decode_preferences(record) if record else None
+        prefs = decode_preferences(record) if record else None
+        if len(self._prefs_cache) >= 200_000:
+            self._prefs_cache.clear()
+        self._prefs_cache[key] = prefs
+        return prefs
 
     def _load_state(self, key: bytes) -> UserState:
         return UserState.from_dict(self.users.get(key))
@@ -299,11 +337,6 @@ class Pipeline:
         self.users[key] = data
 
     # --- output -------------------------------------------------------------------------------
-
-    async def _emit(self, delivery: Delivery) -> Any:
-        channel = delivery.topic_suffix
-        value = self.codec.encode(self.delivery_subjects[channel], delivery.to_avro())
-        return await self.delivery_topics[channel].send(key=delivery.user_id.encode(), value=value)
 
     async def _dead_letter(self, message: Any, error: Exception) -> None:
         reason = getattr(error, "reason", "invalid")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
 import faust
+import uvloop
 
 from .clock import Clock, SystemClock
 from .clock_control import FileClock
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # uvloop: a faster event loop for Faust's many small callbacks per event (DESIGN: +10 %).
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     worker = faust.Worker(pipeline.app, loglevel=ws.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0

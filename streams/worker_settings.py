@@ -9,6 +9,8 @@
 | `NOTIPIPE_WEB_PORT` | `6066` | Worker web server (`/metrics`, `/counters`); one per process |
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
+| `NOTIPIPE_BATCH_SIZE` | `1000` | Most events routed together (state written once per user per batch) |
+| `NOTIPIPE_BATCH_WITHIN_S` | `0.005` | Longest wait to fill a batch |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
@@ -36,6 +38,8 @@ class WorkerSettings:
     data_dir: Path = _ROOT / ".cache" / "worker"
     tick_interval_s: float = 1.0
     session_timeout_s: float = 10.0
+    batch_size: int = 1000
+    batch_within_s: float = 0.005
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -61,6 +65,16 @@ class WorkerSettings:
             session = -1.0
         if not 6 <= session <= 300:
             raise ConfigError("NOTIPIPE_SESSION_TIMEOUT_S", session_raw, "seconds between 6 and 300")
+        batch_raw = get("BATCH_SIZE", "1000")
+        if not batch_raw.isdigit() or not 1 <= int(batch_raw) <= 100_000:
+            raise ConfigError("NOTIPIPE_BATCH_SIZE", batch_raw, "a whole number 1..100000")
+        within_raw = get("BATCH_WITHIN_S", "0.005")
+        try:
+            within = float(within_raw)
+        except ValueError:
+            within = -1.0
+        if not 0.001 <= within <= 5:
+            raise ConfigError("NOTIPIPE_BATCH_WITHIN_S", within_raw, "seconds between 0.001 and 5")
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
@@ -77,6 +91,8 @@ class WorkerSettings:
             data_dir=data_dir,
             tick_interval_s=tick,
             session_timeout_s=session,
+            batch_size=int(batch_raw),
+            batch_within_s=within,
             clock_file=Path(clock) if clock else None,
             log_level=level,
         )
