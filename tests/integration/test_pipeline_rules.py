@@ -93,6 +93,21 @@ def test_user_without_preferences_gets_the_defaults(worker, client, watcher) -> 
     wait_for(lambda: counter(worker, "dropped.no_address") > no_address_before, 10, "no_address count")
 
 
+def test_preferences_tombstone_brings_the_defaults_back(worker, client, watcher) -> None:
+    u = user()
+    set_prefs(worker, client, prefs(u, muted_categories=frozenset({"marketing"})))
+    client.send(user_id=u, category="marketing", title="muted", body="b", channels=["in_app"])
+    before = counter(worker, "preferences.reset")
+    client.reset_preferences(u)
+    client.flush()
+    wait_for(lambda: counter(worker, "preferences.reset") > before, 20, "the tombstone")
+    after = client.send(user_id=u, category="marketing", title="default", body="b")
+    client.flush()
+    # Muted before the tombstone; after it, the defaults: in-app on, email without an address.
+    assert [list(d.event_ids) for d in watcher.wait_for_user(u, 1)] == [[after]]
+    assert [d.channel.key for d in watcher.for_user(u)] == ["in_app"]
+
+
 def test_duplicate_event_id_is_delivered_once(worker, client, watcher) -> None:
     u = user()
     duplicates_before = counter(worker, "dropped.duplicate")
