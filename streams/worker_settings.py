@@ -48,38 +48,25 @@ class WorkerSettings:
         def get(name: str, default: str) -> str:
             return environ.get(f"NOTIPIPE_{name}") or default
 
-        web_port_raw = get("WEB_PORT", "6066")
-        if not web_port_raw.isdigit() or not 1024 <= int(web_port_raw) <= 65535:
-            raise ConfigError("NOTIPIPE_WEB_PORT", web_port_raw, "a port number 1024..65535")
-        tick_raw = get("TICK_INTERVAL_S", "1.0")
-        try:
-            tick = float(tick_raw)
-        except ValueError:
-            tick = -1.0
-        if not 0.05 <= tick <= 60:
-            raise ConfigError("NOTIPIPE_TICK_INTERVAL_S", tick_raw, "seconds between 0.05 and 60")
-        session_raw = get("SESSION_TIMEOUT_S", "10")
-        try:
-            session = float(session_raw)
-        except ValueError:
-            session = -1.0
-        if not 6 <= session <= 300:
-            raise ConfigError("NOTIPIPE_SESSION_TIMEOUT_S", session_raw, "seconds between 6 and 300")
-        batch_raw = get("BATCH_SIZE", "1000")
-        if not batch_raw.isdigit() or not 1 <= int(batch_raw) <= 100_000:
-            raise ConfigError("NOTIPIPE_BATCH_SIZE", batch_raw, "a whole number 1..100000")
-        within_raw = get("BATCH_WITHIN_S", "0.005")
-        try:
-            within = float(within_raw)
-        except ValueError:
-            within = -1.0
-        if not 0.001 <= within <= 5:
-            raise ConfigError("NOTIPIPE_BATCH_WITHIN_S", within_raw, "seconds between 0.001 and 5")
+        def number(name: str, default: str, low: float, high: float, unit: str) -> float:
+            raw = get(name, default)
+            try:
+                value = float(raw)
+            except ValueError:
+                value = low - 1
+            if not low <= value <= high or (unit == "a whole number" and not value.is_integer()):
+                raise ConfigError(f"NOTIPIPE_{name}", raw, f"{unit} between {low:g} and {high:g}")
+            return value
+
+        web_port = int(number("WEB_PORT", "6066", 1024, 65535, "a whole number"))
+        tick = number("TICK_INTERVAL_S", "1.0", 0.05, 60, "seconds")
+        session = number("SESSION_TIMEOUT_S", "10", 6, 300, "seconds")
+        batch_size = int(number("BATCH_SIZE", "1000", 1, 100_000, "a whole number"))
+        within = number("BATCH_WITHIN_S", "0.005", 0.001, 5, "seconds")
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
         app_id = get("APP_ID", "notipipe-router")
-        web_port = int(web_port_raw)
         data_dir = Path(get("DATA_DIR", str(_ROOT / ".cache" / "worker" / f"{app_id}-{web_port}")))
         clock = environ.get("NOTIPIPE_CLOCK_FILE")
         return cls(
@@ -91,7 +78,7 @@ class WorkerSettings:
             data_dir=data_dir,
             tick_interval_s=tick,
             session_timeout_s=session,
-            batch_size=int(batch_raw),
+            batch_size=batch_size,
             batch_within_s=within,
             clock_file=Path(clock) if clock else None,
             log_level=level,
