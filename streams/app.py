@@ -3,10 +3,13 @@
 Topology (all keyed by user_id and co-partitioned, so every table read is local):
 
     notifications.preferences ─► preferences agent ─► table `preferences`
-    notifications.events ──────► router agent ─► deliveries.<channel> / dlq
-                                      │  tables `users` (dedupe, throttle) and `holds`
+    notifications.events ──────► router agent (batches) ─► deliveries.<channel> / dlq
+                                      │  table `users`: dedupe memory, throttle windows, holds
     <app id>-ticks ◄── timer (each worker, its own partitions)
           └──────────► tick agent ─► due holds ─► deliveries.<channel>
+
+Deliveries go out through a librdkafka producer (delivery_producer.py), flushed before every
+offset commit; the DLQ, ticks and table changelogs through Faust's own producer.
 
 Why ticks: Faust writes a table's changelog to the partition of the event being processed, and
 refuses writes outside a stream. A timer that flushed holds directly would have no partition to
@@ -140,7 +143,6 @@ class Pipeline:
         self.prefs_topic = app.topic(self.prefs_name, **raw)
         self.dlq_topic = app.topic(self.dlq_name, **raw)
         self.ticks_topic = app.topic(self.ticks_name, **raw)
-        self.delivery_topics = {ch: app.topic(deliveries_topic(ch, prefix), **raw) for ch in CHANNELS}
         # key_type bytes: keys stay the raw user id (Faust derives the serializers from the types).
         table = {"partitions": self.partitions, "key_type": bytes}
         self.preferences = app.Table("preferences", **table)
