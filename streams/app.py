@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 import faust
+import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -149,7 +150,9 @@ class Pipeline:
         # One record per user (dedupe memory, throttle windows, pending holds): a single changelog
         # write per change is atomic, so a crash can never keep the "seen" of an event but lose
         # the hold it went into.
-        self.users = app.Table("users", **table)
+        # Values are JSON made by orjson (raw bytes to Faust): the state is encoded and decoded
+        # for every event, and orjson does it several times faster than Faust's json codec.
+        self.users = app.Table("users", **table, value_type=bytes)
 
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
         app.agent(self.events_topic, name="router")(self._router_agent)
@@ -266,7 +269,8 @@ class Pipeline:
     def _rebuild_index(self) -> None:
         # A full scan, once per rebalance: the index is derived data, the table is the truth.
         self.due.clear()
-        for key, value in self.users.items():
+        for key, raw in self.users.items():
+            value = orjson.loads(raw)
             if value.get("holds"):
                 self.due.set(value["p"], key, next_due_ms(UserState.from_dict(value)))
         self._index_stale = False
@@ -327,7 +331,8 @@ class Pipeline:
         return prefs
 
     def _load_state(self, key: bytes) -> UserState:
-        return UserState.from_dict(self.users.get(key))
+        raw = self.users.get(key)
+        return UserState.from_dict(orjson.loads(raw) if raw else None)
 
     def _save_state(self, key: bytes, partition: int, state: UserState) -> None:
         if state.is_empty():
@@ -336,7 +341,7 @@ class Pipeline:
             return
         data = state.to_dict()
         data["p"] = partition  # lets the due index be rebuilt per partition from a scan
-        self.users[key] = data
+        self.users[key] = orjson.dumps(data)
 
     # --- output -------------------------------------------------------------------------------
 

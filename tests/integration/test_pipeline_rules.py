@@ -96,7 +96,11 @@ def test_user_without_preferences_gets_the_defaults(worker, client, watcher) -> 
 def test_preferences_tombstone_brings_the_defaults_back(worker, client, watcher) -> None:
     u = user()
     set_prefs(worker, client, prefs(u, muted_categories=frozenset({"marketing"})))
+    muted_before = counter(worker, "dropped.muted")
     client.send(user_id=u, category="marketing", title="muted", body="b", channels=["in_app"])
+    client.flush()
+    # Routed (and dropped) before the tombstone is sent: the two travel on different topics.
+    wait_for(lambda: counter(worker, "dropped.muted") > muted_before, 20, "the muted event")
     before = counter(worker, "preferences.reset")
     client.reset_preferences(u)
     client.flush()
