@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from bench import cli as bench_cli
 from stack import cli as stack_cli
 from stack import connectors_cli
 from streams import client_cli, demo, worker
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_parser(sub)
     client_cli.add_parsers(sub)
     demo.add_parser(sub)
+    bench_cli.add_parser(sub)
     return parser
 
 
