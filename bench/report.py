@@ -1,0 +1,355 @@
+"""The machine description, the printed tables, and the PNG plot."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from stack.settings import StackSettings
+
+from .runner import SystemRun
+from .stats import fmt_ms, fmt_rate
+from .systems import QUIX_VENV
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_gib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return math.nan
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001
+        return "not installed"
+
+
+def _quix_version() -> str:
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        return "not installed"
+    out = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import quixstreams, confluent_kafka; "
+            "print(quixstreams.__version__, confluent_kafka.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() or "unknown"
+
+
+def calibration_us() -> float:
+    """Best of 5 timings of a fixed pure-Python loop, in microseconds: how fast (and how busy)
+    one core is right now. Compare it between runs; a loaded machine shows a higher number."""
+    import timeit
+
+    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 2)
+
+
+def machine(stack: StackSettings) -> dict:
+    import confluent_kafka
+
+    kafka_jars = sorted((stack.dist_dir / "kafka" / "libs").glob("kafka_2.13-*.jar"))
+    broker = kafka_jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if kafka_jars else "unknown"
+    load = os.getloadavg()
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _mem_gib(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kafka_broker": f"Apache Kafka {broker} (KRaft, one local broker)",
+        "confluent_kafka": f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})",
+        "faust_streaming": _version("faust-streaming"),
+        "aiokafka": _version("aiokafka"),
+        "fastavro": _version("fastavro"),
+        "rocksdict": _version("rocksdict"),
+        "quixstreams": _quix_version(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+        "calibration_us_at_start": calibration_us(),
+    }
+
+
+def describe_machine(m: dict) -> str:
+    return (
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}\n"
+        f"software: Python {m['python']}, {m['kafka_broker']}, confluent-kafka {m['confluent_kafka']}, "
+        f"faust-streaming {m['faust_streaming']}, aiokafka {m['aiokafka']}, quixstreams+its confluent-kafka "
+        f"{m['quixstreams']}\nload average at start: {m['loadavg_at_start']}; "
+        f"speed check sum(range(1000)): {m['calibration_us_at_start']} us (lower = faster core)"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        )
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _ratio(value: float, ref: float) -> str:
+    if not (math.isfinite(value) and math.isfinite(ref)) or ref <= 0:
+        return "-"
+    return f"{value / ref:.2f}x"
+
+
+def tables(runs: list[SystemRun], core: dict | None = None) -> str:
+    out = []
+    if core:
+        rows = [
+            [st["stage"], fmt_rate(st["events_per_s"]), f"{st['us_per_event']:.1f}"] for st in core["stages"]
+        ]
+        out.append(
+            f"The rules alone, in-process on one core, no Kafka ({core['events']} events of the burst): "
+            "the ceiling for any Python runtime around them"
+        )
+        out.append(_table(["cumulative step", "events/s", "us/event"], rows))
+        out.append("")
+    ref = {r.workers: r.max_rate for r in runs if r.system == "notipipe" and not r.error}
+    ref_cpu = {}
+    for r in runs:
+        if r.system == "notipipe" and r.phase("max"):
+            ref_cpu[r.workers] = r.phase("max")[0].events_per_cpu_s
+    one = ref.get(1, math.nan)
+    rows = []
+    for r in runs:
+        if r.error or not r.phase("max"):
+            rows.append([r.label, str(r.workers), "FAILED", *[""] * 10, (r.error or "")[:60]])
+            continue
+        p = r.phase("max")[0]
+        scale = (
+            _ratio(p.events_per_s, ref.get(1, math.nan)) if r.workers > 1 and r.system == "notipipe" else ""
+        )
+        rows.append(
+            [
+                r.label,
+                str(r.workers),
+                fmt_rate(p.events_per_s),
+                fmt_rate(p.deliveries_per_s),
+                _ratio(p.events_per_s, ref.get(r.workers, math.nan)),
+                fmt_rate(p.events_per_cpu_s),
+                _ratio(p.events_per_cpu_s, ref_cpu.get(r.workers, math.nan)),
+                f"{1000 * p.broker_cpu_s / p.events:.2f}" if p.events else "-",
+                f"{r.totals.get('max_phase_complete', math.nan):.3f}" if r.totals else "-",
+                "/".join(f"{x:.0f}" for x in r.totals.get("rss_mb_end", [])) if r.totals else "-",
+                f"{100 * r.idle_cpu_share:.0f}%" if math.isfinite(r.idle_cpu_share) else "-",
+                f"{p.other_cores:.2f}" if math.isfinite(p.other_cores) else "-",
+                scale,
+            ]
+        )
+    out.append("Maximum sustained throughput (burst, 10-90 % completion, counted from the delivery topics)")
+    out.append(
+        _table(
+            [
+                "system",
+                "workers",
+                "events/s",
+                "deliv/s",
+                "vs notipipe",
+                "ev/CPU-s",
+                "vs (CPU)",
+                "broker CPU-ms/1K ev",
+                "complete",
+                "RSS MB end",
+                "idle CPU",
+                "others' cores",
+                "vs 1 worker",
+            ],
+            rows,
+        )
+    )
+    _ = one
+
+    rows = []
+    for r in runs:
+        for p in r.phase("rate"):
+            lat = p.latency_ms
+            rows.append(
+                [
+                    r.label,
+                    str(r.workers),
+                    f"{round(100 * p.extra.get('fraction', 0))}%",
+                    fmt_rate(p.offered_rate or math.nan),
+                    fmt_rate(p.events_per_s),
+                    fmt_ms(lat["p50"]),
+                    fmt_ms(lat["p95"]),
+                    fmt_ms(lat["p99"]),
+                    fmt_ms(lat["max"]),
+                    str(p.peak_lag),
+                    "" if p.caught_up else "no",
+                ]
+            )
+    if rows:
+        out.append("\nLatency at fixed offered load (produce -> delivery append, immediate deliveries, ms)")
+        out.append(
+            _table(
+                [
+                    "system",
+                    "workers",
+                    "load",
+                    "offered/s",
+                    "achieved/s",
+                    "p50",
+                    "p95",
+                    "p99",
+                    "max",
+                    "peak lag",
+                    "kept up",
+                ],
+                rows,
+            )
+        )
+
+    rows = []
+    for r in runs:
+        for p in r.phase("spike"):
+            e = p.extra
+            sl = e.get("spike_latency_ms", {})
+            rows.append(
+                [
+                    r.label,
+                    str(r.workers),
+                    fmt_rate(e.get("base_rate", math.nan)),
+                    fmt_rate(e.get("spike_rate", math.nan)),
+                    f"{e.get('spike_s', 0):.0f}s",
+                    str(p.peak_lag),
+                    f"{e.get('drain_s', math.nan):.1f}s",
+                    fmt_ms(sl.get("p99", math.nan)),
+                    fmt_ms(sl.get("max", math.nan)),
+                ]
+            )
+    if rows:
+        out.append(
+            "\n10x spike (base = 25 % of max; lag from committed offsets; "
+            "drain = spike end -> last spike event delivered)"
+        )
+        out.append(
+            _table(
+                ["system", "workers", "base/s", "spike/s", "for", "peak lag", "drain", "p99 ms", "max ms"],
+                rows,
+            )
+        )
+
+    rows = []
+    for r in runs:
+        for p in r.phase("soak"):
+            rows.append(
+                [
+                    r.label,
+                    str(r.workers),
+                    str(p.events),
+                    fmt_rate(p.offered_rate or math.nan),
+                    fmt_ms(p.latency_ms["p99"]),
+                    str(r.phase("max")[0].rss_mb if r.phase("max") else "-"),
+                    str(p.rss_mb),
+                ]
+            )
+    if rows:
+        out.append("\nSoak (memory): RSS after the max burst and after the soak")
+        out.append(
+            _table(["system", "workers", "events", "rate/s", "p99 ms", "RSS MB before", "RSS MB after"], rows)
+        )
+    return "\n".join(out)
+
+
+def profile_text(profile: dict | None, top: int = 15) -> str:
+    if not profile:
+        return ""
+    if "error" in profile:
+        return f"\nprofile: {profile['error']}"
+    lines = [
+        f"\nWhere the notipipe worker's CPU time goes (py-spy, {profile['samples']} on-CPU samples, "
+        f"{fmt_rate(profile.get('events_per_s_under_profiler', math.nan))} ev/s under the profiler)",
+        "  self time by area:",
+    ]
+    per_event = dict(profile.get("us_per_event_by_category", []))
+    lines += [
+        f"    {pct:5.1f}%  {per_event.get(name, math.nan):7.1f} us/event  {name}"
+        for name, pct in profile["self_by_category"]
+    ]
+    if "cpu_us_per_event" in profile:
+        lines.append(f"    (worker CPU per event under the profiler: {profile['cpu_us_per_event']} us)")
+    lines.append("  inclusive time, top functions:")
+    lines += [f"    {pct:5.1f}%  {name}" for name, pct in profile["inclusive_by_function"][:top]]
+    lines.append("  self time, top functions:")
+    lines += [f"    {pct:5.1f}%  {name}" for name, pct in profile["self_by_function"][:top]]
+    lines.append(f"  flame graph: {profile.get('svg')}")
+    return "\n".join(lines)
+
+
+def plot(runs: list[SystemRun], path: Path, title: str) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    for r in runs:
+        points = [p for p in r.phase("rate") if p.offered_rate]
+        if not points:
+            continue
+        label = f"{r.label} ({r.workers}w)"
+        xs = [p.offered_rate for p in points]
+        ax1.plot(xs, [p.events_per_s for p in points], marker="o", label=label)
+        ax2.plot(xs, [p.latency_ms["p99"] for p in points], marker="o", label=f"{label} p99")
+        ax2.plot(
+            xs,
+            [p.latency_ms["p50"] for p in points],
+            marker=".",
+            linestyle=":",
+            label=f"{label} p50",
+            color=ax2.lines[-1].get_color(),
+        )
+        if r.phase("max"):
+            m = r.phase("max")[0]
+            ax1.scatter(
+                [m.events_per_s], [m.events_per_s], marker="*", s=120, color=ax1.lines[-1].get_color()
+            )
+    offered = [p.offered_rate for r in runs for p in r.phase("rate") if p.offered_rate]
+    if offered:
+        lo, hi = min(offered) * 0.8, max(offered) * 1.25
+        ax1.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle="--", label="achieved = offered")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel("offered load (events/s)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("achieved throughput (events/s)")
+    ax1.set_title("Throughput vs offered load (* = burst maximum)")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("latency produce -> delivery append (ms)")
+    ax2.set_title("Latency vs offered load")
+    ax1.legend(fontsize=7)
+    ax2.legend(fontsize=6, ncol=2)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
