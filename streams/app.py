@@ -252,19 +252,24 @@ class Pipeline:
         if self._index_stale:
             self._rebuild_index()
         now = self.clock.now_ms()
+        flushed: list[tuple[bytes, UserState]] = []
+        sent = 0
         for key in self.due.pop_due(partition, now):
             state = self._load_state(key)
             result = flush_due(state, self._prefs(key), now, self.rs)
-            # Wait for the broker to hold the digests before the state forgets the holds: a crash
-            # in between re-sends them with the same delivery_id, which the sinks absorb.
             for delivery in result.deliveries:
                 self.deliveries.send(delivery)
-            if result.deliveries:
-                await self.deliveries.flush()
-            if result.changed:
-                self._save_state(key, partition, state)
-            self.due.set(partition, key, next_due_ms(state))
+            sent += len(result.deliveries)
             self.metrics.add(result.counters)
+            flushed.append((key, state))
+        if sent:
+            # Wait for the broker to hold the digests before the states forget the holds (one
+            # wait for all users due in this tick): a crash in between re-sends them with the
+            # same delivery_id, which the sinks absorb.
+            await self.deliveries.flush()
+        for key, state in flushed:
+            self._save_state(key, partition, state)
+            self.due.set(partition, key, next_due_ms(state))
 
     def _rebuild_index(self) -> None:
         # A full scan, once per rebalance: the index is derived data, the table is the truth.
