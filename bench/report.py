@@ -201,7 +201,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                     fmt_ms(lat["p99"]),
                     fmt_ms(lat["max"]),
                     str(p.peak_lag),
-                    "" if p.caught_up else "no",
+                    _kept_up(p),
                 ]
             )
     if rows:
@@ -275,6 +275,15 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
             _table(["system", "workers", "events", "rate/s", "p99 ms", "RSS MB before", "RSS MB after"], rows)
         )
     return "\n".join(out)
+
+
+def _kept_up(p) -> str:  # noqa: ANN001 - a PhaseResult
+    """'yes' when the achieved rate was within 5 % of the offered one and the group caught up."""
+    if not p.caught_up:
+        return "no"
+    if p.offered_rate and math.isfinite(p.events_per_s):
+        return "yes" if p.events_per_s >= 0.95 * p.offered_rate else "no"
+    return "-"
 
 
 def profile_text(profile: dict | None, top: int = 15) -> str:

@@ -201,6 +201,7 @@ class SystemBench:
         self.base_port = base_port
         self.data_dir = stack.cache_dir / "bench" / "data" / self.prefix.rstrip(".")
         self.log_dir = cfg.out_dir / "logs" / run_id
+        self.run_id = run_id
         self.running: Running | None = None
         self.broker_pid = read_pid(stack.run_dir / "kafka.pid")
         self.stream_seed = 100
@@ -326,7 +327,7 @@ class SystemBench:
             # ~20 s (quick) or ~60 s (full) of samples at the measured maximum
             count = max(2000, min(cfg.events, int(max_rate * (20 if cfg.quick else 60))))
             k, v, i = self._gen("profile", count)
-            profiler = Profiler(self.running.pids[0], cfg.out_dir / "profile")
+            profiler = Profiler(self.running.pids[0], cfg.out_dir / "profile" / self.run_id)
             profiler.start()
             p = self._phase("profile", "profile", k, v, i, None)
             self.result.profile = profiler.stop()
@@ -553,7 +554,7 @@ class SystemBench:
 
 def run_core(cfg: BenchConfig, workload: Workload) -> dict:
     """The rules in-process on the first events of the burst (see core.py)."""
-    n = min(len(workload.max_keys), 20_000 if cfg.quick else 50_000)
+    n = min(len(workload.max_keys), 10_000 if cfg.quick else 30_000)
     prefs = {p.user_id.encode(): p.to_avro() for p in workload.prefs}
     core = measure_core(
         workload._codec,

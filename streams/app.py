@@ -103,6 +103,10 @@ class Pipeline:
         self._catching_up: dict[int, int] = {}  # partition -> offset the replay must reach
         self._routed_upto: dict[int, int] = {}  # partition -> next offset the router will see
         self._prefs_cache: dict[bytes, Preferences | None] = {}
+        # The router and the tick agent both read, change and write users' state, and each may
+        # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
+        # write would undo the other's.
+        self._state_lock = asyncio.Lock()
 
         self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
         self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
@@ -134,6 +138,8 @@ class Pipeline:
             value_serializer="raw",
             producer_acks=-1,
             broker_commit_interval=1.0,
+            # Changelog and tick records share requests instead of one request each.
+            producer_linger=0.005,
             # A killed worker's partitions move on after this long, not Faust's default 60 s.
             broker_session_timeout=ws.session_timeout_s,
             broker_heartbeat_interval=max(1.0, ws.session_timeout_s / 4),
@@ -191,15 +197,17 @@ class Pipeline:
             for event in events:
                 by_partition.setdefault(event.message.partition, []).append(event)
             for partition, partition_events in by_partition.items():
-                # Table writes go to the changelog partition of the stream's current event:
-                # point it at this partition's events before writing their users' state.
-                stream._set_current_event(partition_events[-1])
-                await self._route_batch(partition, [e.message for e in partition_events])
+                async with self._state_lock:
+                    # Table writes go to the changelog partition of the stream's current event:
+                    # point it at this partition's events before writing their users' state.
+                    stream._set_current_event(partition_events[-1])
+                    await self._route_batch(partition, [e.message for e in partition_events])
             self.deliveries.poll()
 
     async def _tick_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            await self._flush_partition(event.message.partition)
+            async with self._state_lock:
+                await self._flush_partition(event.message.partition)
 
     async def _send_ticks(self) -> None:
         for tp in self.app.assignor.assigned_actives():
