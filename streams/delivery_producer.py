@@ -59,7 +59,7 @@ class DeliveryProducer:
                 self._producer.poll(0.05)
 
     def poll(self) -> None:
-        """Serve delivery callbacks; cheap, call once per batch."""
+        """Serve delivery callbacks and surface failures; cheap (one C call)."""
         self._producer.poll(0)
         if self._errors:
             raise DeliveryProduceError(f"{len(self._errors)} deliveries failed: {self._errors[:3]}")

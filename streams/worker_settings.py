@@ -9,8 +9,6 @@
 | `NOTIPIPE_WEB_PORT` | `6066` | Worker web server (`/metrics`, `/counters`); one per process |
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
-| `NOTIPIPE_BATCH_SIZE` | `1000` | Most events routed together (state written once per user per batch) |
-| `NOTIPIPE_BATCH_WITHIN_S` | `0.005` | Longest wait to fill a batch |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
@@ -38,8 +36,6 @@ class WorkerSettings:
     data_dir: Path = _ROOT / ".cache" / "worker"
     tick_interval_s: float = 1.0
     session_timeout_s: float = 10.0
-    batch_size: int = 1000
-    batch_within_s: float = 0.005
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -61,8 +57,6 @@ class WorkerSettings:
         web_port = int(number("WEB_PORT", "6066", 1024, 65535, "a whole number"))
         tick = number("TICK_INTERVAL_S", "1.0", 0.05, 60, "seconds")
         session = number("SESSION_TIMEOUT_S", "10", 6, 300, "seconds")
-        batch_size = int(number("BATCH_SIZE", "1000", 1, 100_000, "a whole number"))
-        within = number("BATCH_WITHIN_S", "0.005", 0.001, 5, "seconds")
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
@@ -78,8 +72,6 @@ class WorkerSettings:
             data_dir=data_dir,
             tick_interval_s=tick,
             session_timeout_s=session,
-            batch_size=batch_size,
-            batch_within_s=within,
             clock_file=Path(clock) if clock else None,
             log_level=level,
         )

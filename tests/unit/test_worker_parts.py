@@ -15,7 +15,7 @@ from streams.worker_settings import WorkerSettings
 
 def test_worker_settings_defaults_and_overrides() -> None:
     default = WorkerSettings.from_env({})
-    assert (default.web_port, default.batch_size, default.app_id) == (6066, 1000, "notipipe-router")
+    assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
     assert default.data_dir.name == "notipipe-router-6066"
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
                                       "NOTIPIPE_CLOCK_FILE": "/tmp/c.json"})
@@ -23,7 +23,7 @@ def test_worker_settings_defaults_and_overrides() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), [
-    ("NOTIPIPE_WEB_PORT", "http"), ("NOTIPIPE_WEB_PORT", "80"), ("NOTIPIPE_BATCH_SIZE", "2.5"),
+    ("NOTIPIPE_WEB_PORT", "http"), ("NOTIPIPE_WEB_PORT", "80"), ("NOTIPIPE_WEB_PORT", "7000.5"),
     ("NOTIPIPE_TICK_INTERVAL_S", "0"), ("NOTIPIPE_SESSION_TIMEOUT_S", "1"),
     ("NOTIPIPE_LOG_LEVEL", "loud")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
