@@ -231,7 +231,8 @@ def _resolve_parts(settings: StackSettings, echo) -> list[str]:
         if not (settings.dist_dir / part.marker).exists():
             raise PrerequisiteError(f"Maven ran but {settings.dist_dir / part.marker} is missing")
         _stamp_path(settings, part).write_text(_pom_hash(part))
-        if part.name != "avro-converter" and not part.marker.startswith("connect-plugins/"):
-            echo(f"  note: a running {part.name} keeps its old jars until it restarts "
+        users = {"kafka": "kafka", "registry+jdbc-sink": "registry"}.get(part.name)
+        if users and (settings.run_dir / f"{users}.pid").exists():
+            echo(f"  note: the running {users} keeps its old jars until it restarts "
                  "(`notipipe stack down && notipipe stack up`); Connect is restarted by `stack up`")
     return [part.name for part in todo]
