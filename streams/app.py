@@ -195,9 +195,8 @@ class Pipeline:
         # benchmark run the group's committed offsets stopped advancing on some partitions although
         # every event had been routed, which would make lag tools wrong and replays unbounded.
         async for event in stream.events():
-            message = event.message
             async with self._state_lock:
-                await self._route_batch(message.partition, [message])
+                await self._route(event.message)
             self.deliveries.poll()
 
     async def _tick_agent(self, stream: Any) -> None:
@@ -212,41 +211,32 @@ class Pipeline:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def _route_batch(self, partition: int, messages: list[Any]) -> None:
-        now = self.clock.now_ms()
-        last = messages[-1].offset + 1
-        self._routed_upto[partition] = last
+    async def _route(self, message: Any) -> None:
+        partition = message.partition
+        self._routed_upto[partition] = message.offset + 1
         target = self._catching_up.get(partition)
-        if target is not None and last >= target:
+        if target is not None and message.offset + 1 >= target:
             del self._catching_up[partition]
-        states: dict[bytes, UserState] = {}
-        changed: set[bytes] = set()
-        prefs_cache = self._prefs_cache
         counters = self.metrics.counters
-        for message in messages:
-            try:
-                _, record = self.codec.decode(message.value)
-                event = decode_event(record)
-                validate(event, message.key)
-            except (DecodeError, InvalidRecord) as exc:
-                await self._dead_letter(message, exc)
-                continue
-            key = message.key
-            state = states.get(key)
-            if state is None:
-                state = states[key] = self._load_state(key)
-            prefs = prefs_cache[key] if key in prefs_cache else self._prefs(key)
-            result = route(event, prefs, state, now, (partition, message.offset), self.rs)
-            for delivery in result.deliveries:
-                self.deliveries.send(delivery)
-            if result.changed:
-                changed.add(key)
-            counters.update(result.counters)
-        for key in changed:  # one state write per user per batch
-            state = states[key]
+        counters[("events", "routed")] += 1
+        try:
+            _, record = self.codec.decode(message.value)
+            event = decode_event(record)
+            validate(event, message.key)
+        except (DecodeError, InvalidRecord) as exc:
+            await self._dead_letter(message, exc)
+            return
+        key = message.key
+        state = self._load_state(key)
+        prefs = self._prefs_cache[key] if key in self._prefs_cache else self._prefs(key)
+        result = route(event, prefs, state, self.clock.now_ms(), (partition, message.offset), self.rs)
+        for delivery in result.deliveries:
+            self.deliveries.send(delivery)
+        counters.update(result.counters)
+        if result.changed:
             self._save_state(key, partition, state)
+        if result.holds_changed:
             self.due.set(partition, key, next_due_ms(state))
-        counters[("events", "routed")] += len(messages)
 
     async def _flush_partition(self, partition: int) -> None:
         if self._targets_stale:
