@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 import faust
@@ -28,11 +29,14 @@ import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from faust.streams import _current_event  # the context var behind faust.current_event()
 
 from .avro_codec import AvroCodec, DecodeError
+from .changelog_table import ProducerChangelogTable
 from .clock import Clock
 from .delivery_producer import DeliveryProducer
 from .due_index import DueIndex
+from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .metrics import PipelineMetrics
 from .model import Preferences, dead_letter
 from .routing.router import flush_due, next_due_ms, route
@@ -158,7 +162,10 @@ class Pipeline:
         # the hold it went into.
         # Values are JSON made by orjson (raw bytes to Faust): the state is encoded and decoded
         # for every event, and orjson does it several times faster than Faust's json codec.
-        self.users = app.Table("users", **table, value_type=bytes)
+        # Its changelog goes out through the librdkafka producer (changelog_table.py).
+        self.users = app.tables.add(ProducerChangelogTable(
+            app, name="users", beacon=app.beacon, **table, value_type=bytes))
+        self.users.use_producer(self.deliveries)
 
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
         app.agent(self.events_topic, name="router")(self._router_agent)
@@ -167,6 +174,8 @@ class Pipeline:
         self._add_pages()
         self.deliveries.attach_to_commits(app.producer)
         app.on_partitions_assigned.connect(self._on_assigned)
+        seek_uncommitted_to_beginning(
+            app.consumer, {self.events_name, self.prefs_name, self.ticks_name})
 
     # --- agents -------------------------------------------------------------------------------
 
@@ -190,13 +199,22 @@ class Pipeline:
             self.metrics.inc("preferences", "stored")
 
     async def _router_agent(self, stream: Any) -> None:
-        # One event at a time: Faust acks an event when the loop asks for the next one, so every
-        # acked (committable) offset has been routed. `take_events` batches were faster, but in a
-        # benchmark run the group's committed offsets stopped advancing on some partitions although
-        # every event had been routed, which would make lag tools wrong and replays unbounded.
-        async for event in stream.events():
+        # Events are taken as they arrive and routed in batches: whatever is already waiting in
+        # the stream's queue (up to batch_max), so a batch costs no extra latency when the worker
+        # keeps up and amortises the per-batch work when it does not. Acks are manual and come
+        # after the routing, so every committable offset has been routed.
+        manual = stream.noack()
+        waiting = manual.channel.queue
+        batch: list[Any] = []
+        async for event in manual.events():
+            batch.append(event)
+            if len(batch) < self.ws.batch_max and not waiting.empty():
+                continue
             async with self._state_lock:
-                await self._route(event.message)
+                await self._route_batch(batch)
+            for done in batch:
+                await manual.ack(done)
+            batch = []
             self.deliveries.poll()
 
     async def _tick_agent(self, stream: Any) -> None:
@@ -211,32 +229,59 @@ class Pipeline:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def _route(self, message: Any) -> None:
-        partition = message.partition
-        self._routed_upto[partition] = message.offset + 1
+    async def _route_batch(self, events: list[Any]) -> None:
+        # Events fetched before a rebalance may belong to a partition another worker now owns;
+        # that worker reads them again from the committed offset. Faust's stream skips them the
+        # same way when it yields them.
+        generation = self.app.consumer_generation_id
+        by_partition: dict[int, list[Any]] = {}
+        for event in events:
+            if event.message.generation_id == generation:
+                by_partition.setdefault(event.message.partition, []).append(event)
+        now = self.clock.now_ms()
+        for partition, partition_events in by_partition.items():
+            # Table reads and writes go to the partition of the current event (Faust's
+            # convention): point it at this partition before touching its users' state.
+            _current_event.set(weakref.ref(partition_events[-1]))
+            await self._route_partition(partition, [e.message for e in partition_events], now)
+
+    async def _route_partition(self, partition: int, messages: list[Any], now: int) -> None:
+        last = messages[-1].offset + 1
+        self._routed_upto[partition] = last
         target = self._catching_up.get(partition)
-        if target is not None and message.offset + 1 >= target:
+        if target is not None and last >= target:
             del self._catching_up[partition]
+        states: dict[bytes, UserState] = {}
+        changed: set[bytes] = set()
+        holds_changed: set[bytes] = set()
+        prefs_cache = self._prefs_cache
         counters = self.metrics.counters
-        counters[("events", "routed")] += 1
-        try:
-            _, record = self.codec.decode(message.value)
-            event = decode_event(record)
-            validate(event, message.key)
-        except (DecodeError, InvalidRecord) as exc:
-            await self._dead_letter(message, exc)
-            return
-        key = message.key
-        state = self._load_state(key)
-        prefs = self._prefs_cache[key] if key in self._prefs_cache else self._prefs(key)
-        result = route(event, prefs, state, self.clock.now_ms(), (partition, message.offset), self.rs)
-        for delivery in result.deliveries:
-            self.deliveries.send(delivery)
-        counters.update(result.counters)
-        if result.changed:
-            self._save_state(key, partition, state)
-        if result.holds_changed:
-            self.due.set(partition, key, next_due_ms(state))
+        counters[("events", "routed")] += len(messages)
+        for message in messages:
+            try:
+                _, record = self.codec.decode(message.value)
+                event = decode_event(record)
+                validate(event, message.key)
+            except (DecodeError, InvalidRecord) as exc:
+                await self._dead_letter(message, exc)
+                continue
+            key = message.key
+            state = states.get(key)
+            if state is None:
+                state = states[key] = self._load_state(key)
+            prefs = prefs_cache[key] if key in prefs_cache else self._prefs(key)
+            result = route(event, prefs, state, now, (partition, message.offset), self.rs)
+            for delivery in result.deliveries:
+                self.deliveries.send(delivery)
+            counters.update(result.counters)
+            if result.changed:
+                changed.add(key)
+            if result.holds_changed:
+                holds_changed.add(key)
+        for key in changed:  # one state write per user per batch
+            self._save_state(key, partition, states[key])
+        for key in holds_changed:
+            self.due.set(partition, key, next_due_ms(states[key]))
 
     async def _flush_partition(self, partition: int) -> None:
         if self._targets_stale:

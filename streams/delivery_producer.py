@@ -1,16 +1,18 @@
-"""Deliveries produced through librdkafka: it batches in C, so an event costs one cheap Python
-call per delivery instead of a Faust send (a future and aiokafka accumulator work each).
+"""Deliveries (and the users table's changelog, see changelog_table.py) produced through
+librdkafka: it batches in C, so a record costs one cheap Python call instead of a Faust send (a
+future, a callback and aiokafka accumulator work each).
 
 Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
 makes that flush wait for this producer too, so an offset is never committed before the
-deliveries of the events below it are on the broker (at-least-once, as with Faust's sends).
+deliveries and state changes of the events below it are on the broker (at-least-once, as with
+Faust's sends).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
@@ -32,6 +34,7 @@ class DeliveryProducer:
         self._subjects = subjects  # channel -> registry subject
         self._topics = topics  # channel -> topic
         self._errors: list[str] = []
+        self._after_flush: list[Callable[[], None]] = []
         self._producer = Producer({
             "bootstrap.servers": bootstrap_servers,
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
@@ -58,6 +61,24 @@ class DeliveryProducer:
             except BufferError:  # local queue full: serve callbacks until there is room
                 self._producer.poll(0.05)
 
+    def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
+                 on_written: Callable[[int, int], None]) -> None:
+        """Produce an already-encoded record; ``on_written(partition, offset)`` once the broker has it."""
+        def on_delivery(err: KafkaError | None, msg: Any) -> None:
+            if err is not None:
+                self._errors.append(f"{topic}: {err}")
+                log.error("record for %s not written: %s", topic, err)
+            else:
+                on_written(msg.partition(), msg.offset())
+
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, partition=partition,
+                                       on_delivery=on_delivery)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
     def poll(self) -> None:
         """Serve delivery callbacks and surface failures; cheap (one C call)."""
         self._producer.poll(0)
@@ -73,12 +94,18 @@ class DeliveryProducer:
     async def flush(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.flush_blocking)
 
+    def after_flush(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the event loop after each pre-commit flush (everything sent is acked)."""
+        self._after_flush.append(hook)
+
     def attach_to_commits(self, faust_producer: Any) -> None:
         """Make Faust's pre-commit flush also flush (and check) this producer."""
         original = faust_producer.flush
 
         async def flush_both() -> None:
             await self.flush()
+            for hook in self._after_flush:
+                hook()
             await original()
 
         faust_producer.flush = flush_both

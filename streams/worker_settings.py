@@ -9,6 +9,7 @@
 | `NOTIPIPE_WEB_PORT` | `6066` | Worker web server (`/metrics`, `/counters`); one per process |
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
+| `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
@@ -36,6 +37,7 @@ class WorkerSettings:
     data_dir: Path = _ROOT / ".cache" / "worker"
     tick_interval_s: float = 1.0
     session_timeout_s: float = 10.0
+    batch_max: int = 500
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -57,6 +59,7 @@ class WorkerSettings:
         web_port = int(number("WEB_PORT", "6066", 1024, 65535, "a whole number"))
         tick = number("TICK_INTERVAL_S", "1.0", 0.05, 60, "seconds")
         session = number("SESSION_TIMEOUT_S", "10", 6, 300, "seconds")
+        batch_max = int(number("BATCH_MAX", "500", 1, 4000, "a whole number"))
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
@@ -72,6 +75,7 @@ class WorkerSettings:
             data_dir=data_dir,
             tick_interval_s=tick,
             session_timeout_s=session,
+            batch_max=batch_max,
             clock_file=Path(clock) if clock else None,
             log_level=level,
         )

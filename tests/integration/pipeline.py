@@ -86,7 +86,7 @@ class WorkerProcess:
             "NOTIPIPE_TOPIC_PREFIX": self.env.prefix,
             "NOTIPIPE_APP_ID": f"{self.env.prefix}router",
             "NOTIPIPE_WEB_PORT": str(self.web_port),
-            "NOTIPIPE_DATA_DIR": str(self.env.data_dir / str(self.web_port)),
+            "NOTIPIPE_DATA_DIR": str(self.data_dir),
             "NOTIPIPE_CLOCK_FILE": str(self.env.clock_file),
             "NOTIPIPE_TICK_INTERVAL_S": "0.2",
             "PYTHONPATH": str(ROOT),
@@ -95,6 +95,10 @@ class WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.env.data_dir / str(self.web_port)
 
     def counters(self) -> dict[str, int]:
         url = f"http://127.0.0.1:{self.web_port}/counters"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.client import NotificationClient
@@ -33,13 +35,20 @@ def _all_committed(env: PipelineEnv) -> bool:
         consumer.close()
 
 
-def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher) -> None:
+def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,
+             lose_local_state: bool = False) -> None:
     worker.kill()
+    if lose_local_state:  # as on a new machine: the tables must come back from their changelogs
+        shutil.rmtree(worker.data_dir)
     worker.start()
     wait_until_routing(worker, client, watcher)
 
 
-def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, watcher) -> None:
+@pytest.mark.parametrize("lose_local_state", [False, True], ids=["same-disk", "new-disk"])
+def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, watcher,
+                                                                lose_local_state: bool) -> None:
+    """With the worker's RocksDB kept, and with it gone (state from the changelog while events
+    after the last commit are replayed: the case fresh_partition_seek.py is about)."""
     user = f"u-{uuid.uuid4().hex[:10]}"
     held_before = worker.counters().get("held.digest", 0)
     ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
@@ -47,7 +56,7 @@ def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, w
     client.flush()
     wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
     assert watcher.for_user(user) == []  # the window (5 s) is still open
-    _restart(worker, client, watcher)
+    _restart(worker, client, watcher, lose_local_state)
 
     digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
     assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
@@ -75,3 +84,25 @@ def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, cli
     client.flush()
     found = watcher.wait_for_user(user, 2, timeout_s=30)
     assert [list(d.event_ids) for d in found] == [[event_id], [marker]]
+
+
+def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipeline_env) -> None:
+    """Holds and dedupe memory of events the group has committed (so they are not replayed) are
+    rebuilt from the users changelog when the worker's local RocksDB is gone."""
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    held_before = worker.counters().get("held.digest", 0)
+    ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
+           for i in range(3)]
+    client.flush()
+    wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
+    wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
+    assert watcher.for_user(user) == []
+    _restart(worker, client, watcher, lose_local_state=True)
+
+    digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
+    assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
+    client.send(user_id=user, category="social.like", title="again", body="b", event_id=ids[0])
+    marker = client.send(user_id=user, category="billing", title="marker", body="m")
+    client.flush()
+    found = watcher.wait_for_user(user, 2, timeout_s=30)
+    assert [list(d.event_ids) for d in found][1] == [marker]  # the repeated id was a duplicate

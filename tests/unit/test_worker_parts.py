@@ -25,7 +25,7 @@ def test_worker_settings_defaults_and_overrides() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("NOTIPIPE_WEB_PORT", "http"), ("NOTIPIPE_WEB_PORT", "80"), ("NOTIPIPE_WEB_PORT", "7000.5"),
     ("NOTIPIPE_TICK_INTERVAL_S", "0"), ("NOTIPIPE_SESSION_TIMEOUT_S", "1"),
-    ("NOTIPIPE_LOG_LEVEL", "loud")])
+    ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         WorkerSettings.from_env({name: value})
