@@ -375,7 +375,9 @@ class Pipeline:
         return prefs
 
     def _load_state(self, key: bytes) -> UserState:
-        raw = self.users.get(key)
+        # Straight from the store: one RocksDB read (the table's own get reads twice: "in", then
+        # the value). Writes still go through the table, for its changelog.
+        raw = self.users.data.get(key)
         return UserState.from_dict(orjson.loads(raw) if raw else None)
 
     def _save_state(self, key: bytes, partition: int, state: UserState) -> None:
