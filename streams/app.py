@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Collection
 from typing import Any
 
 import faust
@@ -34,7 +35,7 @@ from faust.streams import _current_event  # the context var behind faust.current
 from .avro_codec import AvroCodec, DecodeError
 from .changelog_table import ProducerChangelogTable
 from .clock import Clock
-from .delivery_producer import DeliveryProducer
+from .delivery_producer import AckTracker, DeliveryProducer
 from .due_index import DueIndex
 from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .metrics import PipelineMetrics
@@ -111,6 +112,8 @@ class Pipeline:
         # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
         # write would undo the other's.
         self._state_lock = asyncio.Lock()
+        self._flushing: Collection[bytes] = ()  # users whose digests wait for the broker's ack
+        self._flush_done = asyncio.Event()
 
         self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
         self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
@@ -210,8 +213,7 @@ class Pipeline:
             batch.append(event)
             if len(batch) < self.ws.batch_max and not waiting.empty():
                 continue
-            async with self._state_lock:
-                await self._route_batch(batch)
+            await self._route_when_free(batch)
             for done in batch:
                 await manual.ack(done)
             batch = []
@@ -219,8 +221,7 @@ class Pipeline:
 
     async def _tick_agent(self, stream: Any) -> None:
         async for event in stream.events():
-            async with self._state_lock:
-                await self._flush_partition(event.message.partition)
+            await self._flush_partition(event.message.partition)
 
     async def _send_ticks(self) -> None:
         for tp in self.app.assignor.assigned_actives():
@@ -228,6 +229,16 @@ class Pipeline:
                 await self.ticks_topic.send(partition=tp.partition, key=None, value=b"")
 
     # --- routing ------------------------------------------------------------------------------
+
+    async def _route_when_free(self, batch: list[Any]) -> None:
+        while True:
+            async with self._state_lock:
+                flushing = self._flushing
+                if not flushing or not any(e.message.key in flushing for e in batch):
+                    await self._route_batch(batch)
+                    return
+                waiting = self._flush_done
+            await waiting.wait()  # a user of this batch has digests in flight: after them
 
     async def _route_batch(self, events: list[Any]) -> None:
         # Events fetched before a rebalance may belong to a partition another worker now owns;
@@ -284,31 +295,46 @@ class Pipeline:
             self.due.set(partition, key, next_due_ms(states[key]))
 
     async def _flush_partition(self, partition: int) -> None:
-        if self._targets_stale:
-            await self._refresh_replay_targets()
-        if partition in self._catching_up:
-            return
-        if self._index_stale:
-            self._rebuild_index()
-        now = self.clock.now_ms()
-        flushed: list[tuple[bytes, UserState]] = []
-        sent = 0
-        for key in self.due.pop_due(partition, now):
-            state = self._load_state(key)
-            result = flush_due(state, self._prefs(key), now, self.rs)
-            for delivery in result.deliveries:
-                self.deliveries.send(delivery)
-            sent += len(result.deliveries)
-            self.metrics.add(result.counters)
-            flushed.append((key, state))
-        if sent:
-            # Wait for the broker to hold the digests before the states forget the holds (one
-            # wait for all users due in this tick): a crash in between re-sends them with the
-            # same delivery_id, which the sinks absorb.
-            await self.deliveries.flush()
-        for key, state in flushed:
-            self._save_state(key, partition, state)
-            self.due.set(partition, key, next_due_ms(state))
+        async with self._state_lock:
+            if self._targets_stale:
+                await self._refresh_replay_targets()
+            if partition in self._catching_up:
+                return
+            if self._index_stale:
+                self._rebuild_index()
+            now = self.clock.now_ms()
+            flushed: dict[bytes, UserState] = {}
+            acks = AckTracker()
+            for key in self.due.pop_due(partition, now):
+                state = self._load_state(key)
+                result = flush_due(state, self._prefs(key), now, self.rs)
+                for delivery in result.deliveries:
+                    self.deliveries.send(delivery, acks)
+                self.metrics.add(result.counters)
+                flushed[key] = state
+            if not flushed:
+                return
+            # These users' stored states still hold what was just sent: the router waits
+            # for them (only them) until the new states are saved.
+            self._flushing = flushed.keys()
+        # The broker must hold the digests before the states forget the holds: a crash in
+        # between re-sends them with the same delivery_id, which the sinks absorb. The router
+        # goes on meanwhile. If they fail, the stored states keep the holds, due again now.
+        try:
+            await self.deliveries.wait_acked(acks)
+        except Exception:
+            for key in flushed:
+                self.due.set(partition, key, now)
+            raise
+        else:
+            async with self._state_lock:
+                for key, state in flushed.items():
+                    self._save_state(key, partition, state)
+                    self.due.set(partition, key, next_due_ms(state))
+        finally:
+            self._flushing = ()
+            self._flush_done.set()
+            self._flush_done = asyncio.Event()
 
     def _rebuild_index(self) -> None:
         # A full scan, once per rebalance: the index is derived data, the table is the truth.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +27,25 @@ log = logging.getLogger("notipipe.deliveries")
 
 class DeliveryProduceError(RuntimeError):
     """The broker did not take a delivery; the offsets of its event must not be committed."""
+
+
+class AckTracker:
+    """Counts records of one batch still waiting for the broker. Delivery reports arrive on
+    whichever thread serves them (the event loop's poll, or the pre-commit flush's thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pending = 0
+        self.failed = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.pending += 1
+
+    def done(self, ok: bool) -> None:
+        with self._lock:
+            self.pending -= 1
+            self.failed += not ok
 
 
 class DeliveryProducer:
@@ -50,16 +71,38 @@ class DeliveryProducer:
             self._errors.append(str(err))
             log.error("delivery record not written: %s", err)
 
-    def send(self, delivery: Delivery) -> None:
+    def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
         channel = delivery.topic_suffix
         value = self._codec.encode(self._subjects[channel], delivery.to_avro())
+        on_delivery = self._on_delivery
+        if tracker is not None:
+            tracker.add()
+
+            def on_delivery(err: KafkaError | None, msg: Any) -> None:
+                self._on_delivery(err, msg)
+                tracker.done(err is None)
+
         while True:
             try:
                 self._producer.produce(self._topics[channel], value=value,
-                                       key=delivery.user_id.encode(), on_delivery=self._on_delivery)
+                                       key=delivery.user_id.encode(), on_delivery=on_delivery)
                 return
             except BufferError:  # local queue full: serve callbacks until there is room
                 self._producer.poll(0.05)
+
+    async def wait_acked(self, tracker: AckTracker, timeout_s: float = 120.0) -> None:
+        """Until the broker has every record sent with ``tracker`` (only those: a full flush
+        would also wait for everything the router sends meanwhile)."""
+        deadline = time.monotonic() + timeout_s
+        while tracker.pending > 0:
+            self._producer.poll(0)
+            if tracker.pending > 0:
+                if time.monotonic() > deadline:
+                    raise DeliveryProduceError(
+                        f"{tracker.pending} deliveries still unacknowledged after {timeout_s}s")
+                await asyncio.sleep(0.001)
+        if tracker.failed:
+            raise DeliveryProduceError(f"{tracker.failed} deliveries failed: {self._errors[:3]}")
 
     def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
                  on_written: Callable[[int, int], None]) -> None:
