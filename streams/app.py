@@ -8,8 +8,9 @@ Topology (all keyed by user_id and co-partitioned, so every table read is local)
     <app id>-ticks ◄── timer (each worker, its own partitions)
           └──────────► tick agent ─► due holds ─► deliveries.<channel>
 
-Deliveries go out through a librdkafka producer (delivery_producer.py), flushed before every
-offset commit; the DLQ, ticks and table changelogs through Faust's own producer.
+Events are routed in batches of what is already queued, acked after routing. Deliveries and the
+users table's changelog go out through a librdkafka producer (delivery_producer.py), flushed
+before every offset commit; the DLQ, ticks and the preferences changelog through Faust's own.
 
 Why ticks: Faust writes a table's changelog to the partition of the event being processed, and
 refuses writes outside a stream. A timer that flushed holds directly would have no partition to
