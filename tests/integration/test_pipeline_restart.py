@@ -44,17 +44,23 @@ def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher
     wait_until_routing(worker, client, watcher)
 
 
-@pytest.mark.parametrize("lose_local_state", [False, True], ids=["same-disk", "new-disk"])
-def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, watcher,
-                                                                lose_local_state: bool) -> None:
-    """With the worker's RocksDB kept, and with it gone (state from the changelog while events
-    after the last commit are replayed: the case fresh_partition_seek.py is about)."""
+def _three_likes_held(worker: WorkerProcess, client: NotificationClient) -> tuple[str, list[str]]:
+    """A new user's 3 digest-category events, held by the worker (the window is 5 s)."""
     user = f"u-{uuid.uuid4().hex[:10]}"
     held_before = worker.counters().get("held.digest", 0)
     ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
            for i in range(3)]
     client.flush()
     wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
+    return user, ids
+
+
+@pytest.mark.parametrize("lose_local_state", [False, True], ids=["same-disk", "new-disk"])
+def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, watcher,
+                                                                lose_local_state: bool) -> None:
+    """With the worker's RocksDB kept, and with it gone (state from the changelog while events
+    after the last commit are replayed: the case fresh_partition_seek.py is about)."""
+    user, ids = _three_likes_held(worker, client)
     assert watcher.for_user(user) == []  # the window (5 s) is still open
     _restart(worker, client, watcher, lose_local_state)
 
@@ -89,12 +95,7 @@ def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, cli
 def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipeline_env) -> None:
     """Holds and dedupe memory of events the group has committed (so they are not replayed) are
     rebuilt from the users changelog when the worker's local RocksDB is gone."""
-    user = f"u-{uuid.uuid4().hex[:10]}"
-    held_before = worker.counters().get("held.digest", 0)
-    ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
-           for i in range(3)]
-    client.flush()
-    wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
+    user, ids = _three_likes_held(worker, client)
     wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
     assert watcher.for_user(user) == []
     _restart(worker, client, watcher, lose_local_state=True)
