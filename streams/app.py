@@ -58,6 +58,14 @@ from .worker_settings import WorkerSettings
 log = logging.getLogger("notipipe.worker")
 
 
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 16 * 1024**2,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 64 * 1024**2,
+    "block_cache_compressed_size": 16 * 1024**2,
+}
+
+
 class TopologyError(RuntimeError):
     """The topics the worker needs are missing or not co-partitioned."""
 
@@ -159,7 +167,10 @@ class Pipeline:
         self.dlq_topic = app.topic(self.dlq_name, **raw)
         self.ticks_topic = app.topic(self.ticks_name, **raw)
         # key_type bytes: keys stay the raw user id (Faust derives the serializers from the types).
-        table = {"partitions": self.partitions, "key_type": bytes}
+        # RocksDB per partition DB: Faust's defaults (64 MB write buffers x 3, a 2 GB block cache)
+        # are per DB, and a worker opens one DB per table per partition it owns: sized down so
+        # memory stays bounded with many partitions per worker.
+        table = {"partitions": self.partitions, "key_type": bytes, "options": ROCKSDB_OPTIONS}
         self.preferences = app.Table("preferences", **table)
         # One record per user (dedupe memory, throttle windows, pending holds): a single changelog
         # write per change is atomic, so a crash can never keep the "seen" of an event but lose
