@@ -455,5 +455,7 @@ class Pipeline:
 
         @self.app.page("/counters")
         async def counters(view: Any, request: Any) -> Any:
+            partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
+                                if tp.topic == self.events_name)
             return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due),
-                              "clock_ms": self.clock.now_ms()})
+                              "clock_ms": self.clock.now_ms(), "partitions": partitions})

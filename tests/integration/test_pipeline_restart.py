@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 
@@ -107,3 +108,57 @@ def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipe
     client.flush()
     found = watcher.wait_for_user(user, 2, timeout_s=30)
     assert [list(d.event_ids) for d in found][1] == [marker]  # the repeated id was a duplicate
+
+
+@pytest.mark.skipif(not os.environ.get("NOTIPIPE_RUN_FAILOVER"),
+                    reason="fails about 1 run in 4 (Faust 0.15.3: the survivor's table recovery "
+                           "sometimes stalls, or a worker stops routing after another joins); see "
+                           "README, known problems. Run it with NOTIPIPE_RUN_FAILOVER=1")
+def test_a_surviving_worker_takes_over_a_killed_ones_pending_digest(worker, client, watcher,
+                                                                     pipeline_env) -> None:
+    """Two workers; the one holding a user's digest is SIGKILLed. The other takes its partitions
+    over (state from the changelog, uncommitted events replayed) and sends the digest once."""
+    second = WorkerProcess(pipeline_env)
+    second.start()
+    workers = [worker, second]
+    try:
+        wait_for(lambda: _split_between(workers, pipeline_env.stack.partitions), 90,
+                 "both workers to own partitions")
+        held_before = [w.counters().get("held.digest", 0) for w in workers]
+        user, ids = _three_likes_held_by_any(workers, client)
+        owner = next(w for w, before in zip(workers, held_before, strict=True)
+                     if w.counters().get("held.digest", 0) >= before + 3)
+        survivor = second if owner is worker else worker
+        owner.kill()
+        wait_for(lambda: len(survivor.counters().get("partitions", [])) == pipeline_env.stack.partitions,
+                 90, "the survivor to own every partition")
+
+        digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
+        assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
+        marker = client.send(user_id=user, category="billing", title="marker", body="m")
+        client.flush()
+        found = watcher.wait_for_user(user, 2)
+        assert [list(d.event_ids) for d in found][1] == [marker]
+        assert [d.kind for d in found] == ["DIGEST", "SINGLE"]
+    finally:
+        second.stop()
+        if worker.proc is None or worker.proc.poll() is not None:  # later tests use this one
+            worker.start()
+        wait_until_routing(worker, client, watcher)
+
+
+def _split_between(workers: list[WorkerProcess], partitions: int) -> bool:
+    owned = [set(w.counters().get("partitions", [])) for w in workers]
+    return all(owned) and set().union(*owned) == set(range(partitions)) and not owned[0] & owned[1]
+
+
+def _three_likes_held_by_any(workers: list[WorkerProcess],
+                             client: NotificationClient) -> tuple[str, list[str]]:
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    before = sum(w.counters().get("held.digest", 0) for w in workers)
+    ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
+           for i in range(3)]
+    client.flush()
+    wait_for(lambda: sum(w.counters().get("held.digest", 0) for w in workers) >= before + 3, 20,
+             "3 held events")
+    return user, ids
