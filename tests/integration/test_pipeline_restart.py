@@ -111,7 +111,7 @@ def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipe
 
 
 @pytest.mark.skipif(not os.environ.get("NOTIPIPE_RUN_FAILOVER"),
-                    reason="fails about 1 run in 4 (Faust 0.15.3: the survivor's table recovery "
+                    reason="failed 2 of 12 runs (Faust 0.15.3: the survivor's table recovery "
                            "sometimes stalls, or a worker stops routing after another joins); see "
                            "README, known problems. Run it with NOTIPIPE_RUN_FAILOVER=1")
 def test_a_surviving_worker_takes_over_a_killed_ones_pending_digest(worker, client, watcher,
