@@ -66,10 +66,20 @@ class DeliveryProducer:
             "queue.buffering.max.messages": 500_000,
         })
 
-    def _on_delivery(self, err: KafkaError | None, _msg: Any) -> None:
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
-            self._errors.append(str(err))
-            log.error("delivery record not written: %s", err)
+            self._errors.append(f"{msg.topic()}: {err}")
+            log.error("record for %s not written: %s", msg.topic(), err)
+
+    def _produce(self, topic: str, key: bytes, value: bytes | None,
+                 on_delivery: Callable[[KafkaError | None, Any], None], **kwargs: Any) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery,
+                                       **kwargs)
+                return
+            except BufferError:  # local queue full: serve callbacks until there is room
+                self._producer.poll(0.05)
 
     def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
         channel = delivery.topic_suffix
@@ -82,13 +92,7 @@ class DeliveryProducer:
                 self._on_delivery(err, msg)
                 tracker.done(err is None)
 
-        while True:
-            try:
-                self._producer.produce(self._topics[channel], value=value,
-                                       key=delivery.user_id.encode(), on_delivery=on_delivery)
-                return
-            except BufferError:  # local queue full: serve callbacks until there is room
-                self._producer.poll(0.05)
+        self._produce(self._topics[channel], delivery.user_id.encode(), value, on_delivery)
 
     async def wait_acked(self, tracker: AckTracker, timeout_s: float = 120.0) -> None:
         """Until the broker has every record sent with ``tracker`` (only those: a full flush
@@ -108,19 +112,11 @@ class DeliveryProducer:
                  on_written: Callable[[int, int], None]) -> None:
         """Produce an already-encoded record; ``on_written(partition, offset)`` once the broker has it."""
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
-            if err is not None:
-                self._errors.append(f"{topic}: {err}")
-                log.error("record for %s not written: %s", topic, err)
-            else:
+            self._on_delivery(err, msg)
+            if err is None:
                 on_written(msg.partition(), msg.offset())
 
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, partition=partition,
-                                       on_delivery=on_delivery)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        self._produce(topic, key, value, on_delivery, partition=partition)
 
     def poll(self) -> None:
         """Serve delivery callbacks and surface failures; cheap (one C call)."""

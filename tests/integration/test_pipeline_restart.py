@@ -45,15 +45,17 @@ def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher
     wait_until_routing(worker, client, watcher)
 
 
-def _three_likes_held(worker: WorkerProcess, client: NotificationClient) -> tuple[str, list[str]]:
-    """A new user's 3 digest-category events, held by the worker (the window is 5 s)."""
-    user = f"u-{uuid.uuid4().hex[:10]}"
-    held_before = worker.counters().get("held.digest", 0)
-    ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
-           for i in range(3)]
+def _assert_one_digest_then_a_marker(client: NotificationClient, watcher: Watcher, user: str,
+                                     ids: list[str]) -> None:
+    """The held events arrive as one DIGEST; nothing is sent twice: a marker routed afterwards
+    arrives, and there is still one digest."""
+    digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
+    assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
+    marker = client.send(user_id=user, category="billing", title="marker", body="m")
     client.flush()
-    wait_for(lambda: worker.counters().get("held.digest", 0) >= held_before + 3, 10, "3 held events")
-    return user, ids
+    found = watcher.wait_for_user(user, 2)
+    assert [list(d.event_ids) for d in found][1] == [marker]
+    assert [d.kind for d in found] == ["DIGEST", "SINGLE"]
 
 
 @pytest.mark.parametrize("lose_local_state", [False, True], ids=["same-disk", "new-disk"])
@@ -61,18 +63,11 @@ def test_pending_digest_survives_sigkill_and_is_delivered_once(worker, client, w
                                                                 lose_local_state: bool) -> None:
     """With the worker's RocksDB kept, and with it gone (state from the changelog while events
     after the last commit are replayed: the case fresh_partition_seek.py is about)."""
-    user, ids = _three_likes_held(worker, client)
+    user, ids = _three_likes_held([worker], client)
     assert watcher.for_user(user) == []  # the window (5 s) is still open
     _restart(worker, client, watcher, lose_local_state)
 
-    digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
-    assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
-    # Nothing sent twice: a marker routed after the restart arrives, and still one digest.
-    marker = client.send(user_id=user, category="billing", title="marker", body="m")
-    client.flush()
-    found = watcher.wait_for_user(user, 2)
-    assert [list(d.event_ids) for d in found][1] == [marker]
-    assert [d.kind for d in found] == ["DIGEST", "SINGLE"]
+    _assert_one_digest_then_a_marker(client, watcher, user, ids)
 
 
 def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, client, watcher,
@@ -96,7 +91,7 @@ def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, cli
 def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipeline_env) -> None:
     """Holds and dedupe memory of events the group has committed (so they are not replayed) are
     rebuilt from the users changelog when the worker's local RocksDB is gone."""
-    user, ids = _three_likes_held(worker, client)
+    user, ids = _three_likes_held([worker], client)
     wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
     assert watcher.for_user(user) == []
     _restart(worker, client, watcher, lose_local_state=True)
@@ -125,7 +120,7 @@ def test_a_surviving_worker_takes_over_a_killed_ones_pending_digest(worker, clie
         wait_for(lambda: _split_between(workers, pipeline_env.stack.partitions), 90,
                  "both workers to own partitions")
         held_before = [w.counters().get("held.digest", 0) for w in workers]
-        user, ids = _three_likes_held_by_any(workers, client)
+        user, ids = _three_likes_held(workers, client)
         owner = next(w for w, before in zip(workers, held_before, strict=True)
                      if w.counters().get("held.digest", 0) >= before + 3)
         survivor = second if owner is worker else worker
@@ -133,13 +128,7 @@ def test_a_surviving_worker_takes_over_a_killed_ones_pending_digest(worker, clie
         wait_for(lambda: len(survivor.counters().get("partitions", [])) == pipeline_env.stack.partitions,
                  90, "the survivor to own every partition")
 
-        digest = watcher.wait_for_user(user, 1, timeout_s=60)[0]
-        assert digest.kind == "DIGEST" and sorted(digest.event_ids) == sorted(ids)
-        marker = client.send(user_id=user, category="billing", title="marker", body="m")
-        client.flush()
-        found = watcher.wait_for_user(user, 2)
-        assert [list(d.event_ids) for d in found][1] == [marker]
-        assert [d.kind for d in found] == ["DIGEST", "SINGLE"]
+        _assert_one_digest_then_a_marker(client, watcher, user, ids)
     finally:
         second.stop()
         if worker.proc is None or worker.proc.poll() is not None:  # later tests use this one
@@ -152,8 +141,9 @@ def _split_between(workers: list[WorkerProcess], partitions: int) -> bool:
     return all(owned) and set().union(*owned) == set(range(partitions)) and not owned[0] & owned[1]
 
 
-def _three_likes_held_by_any(workers: list[WorkerProcess],
-                             client: NotificationClient) -> tuple[str, list[str]]:
+def _three_likes_held(workers: list[WorkerProcess],
+                      client: NotificationClient) -> tuple[str, list[str]]:
+    """A new user's 3 digest-category events, held by one of the workers (the window is 5 s)."""
     user = f"u-{uuid.uuid4().hex[:10]}"
     before = sum(w.counters().get("held.digest", 0) for w in workers)
     ids = [client.send(user_id=user, category="social.like", title=f"Like {i}", body="b")
