@@ -39,6 +39,7 @@ from .clock import Clock
 from .delivery_producer import AckTracker, DeliveryProducer
 from .due_index import DueIndex
 from .fresh_partition_seek import seek_uncommitted_to_beginning
+from .lean_consumer import LeanDrainConsumer
 from .metrics import PipelineMetrics
 from .model import Preferences, dead_letter
 from .routing.router import flush_due, next_due_ms, route
@@ -161,6 +162,8 @@ class Pipeline:
             broker_heartbeat_interval=max(1.0, ws.session_timeout_s / 4),
             table_standby_replicas=0,
         )
+        # Before anything creates the consumer (app.consumer is built on first use).
+        app.transport.Consumer = LeanDrainConsumer
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.events_topic = app.topic(self.events_name, **raw)
         self.prefs_topic = app.topic(self.prefs_name, **raw)
@@ -291,7 +294,7 @@ class Pipeline:
             key = message.key
             state = states.get(key)
             if state is None:
-                state = states[key] = self._load_state(key)
+                state = states[key] = self._load_state(partition, key)
             prefs = prefs_cache[key] if key in prefs_cache else self._prefs(key)
             result = route(event, prefs, state, now, (partition, message.offset), self.rs)
             for delivery in result.deliveries:
@@ -302,7 +305,7 @@ class Pipeline:
             if result.holds_changed:
                 holds_changed.add(key)
         for key in changed:  # one state write per user per batch
-            self._save_state(key, partition, states[key])
+            self._save_state(partition, key, states[key])
         for key in holds_changed:
             self.due.set(partition, key, next_due_ms(states[key]))
 
@@ -318,7 +321,7 @@ class Pipeline:
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
             for key in self.due.pop_due(partition, now):
-                state = self._load_state(key)
+                state = self._load_state(partition, key)
                 result = flush_due(state, self._prefs(key), now, self.rs)
                 for delivery in result.deliveries:
                     self.deliveries.send(delivery, acks)
@@ -341,7 +344,7 @@ class Pipeline:
         else:
             async with self._state_lock:
                 for key, state in flushed.items():
-                    self._save_state(key, partition, state)
+                    self._save_state(partition, key, state)
                     self.due.set(partition, key, next_due_ms(state))
         finally:
             self._flushing = ()
@@ -412,20 +415,18 @@ class Pipeline:
         self._prefs_cache[key] = prefs
         return prefs
 
-    def _load_state(self, key: bytes) -> UserState:
-        # Straight from the store: one RocksDB read (the table's own get reads twice: "in", then
-        # the value). Writes still go through the table, for its changelog.
-        raw = self.users.data.get(key)
+    def _load_state(self, partition: int, key: bytes) -> UserState:
+        raw = self.users.get_raw(partition, key)
         return UserState.from_dict(orjson.loads(raw) if raw else None)
 
-    def _save_state(self, key: bytes, partition: int, state: UserState) -> None:
+    def _save_state(self, partition: int, key: bytes, state: UserState) -> None:
         if state.is_empty():
             if key in self.users:
                 del self.users[key]
             return
         data = state.to_dict()
         data["p"] = partition  # lets the due index be rebuilt per partition from a scan
-        self.users[key] = orjson.dumps(data)
+        self.users.set_raw(partition, key, orjson.dumps(data))
 
     # --- output -------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 
@@ -105,10 +104,6 @@ def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipe
     assert [list(d.event_ids) for d in found][1] == [marker]  # the repeated id was a duplicate
 
 
-@pytest.mark.skipif(not os.environ.get("NOTIPIPE_RUN_FAILOVER"),
-                    reason="failed 2 of 12 runs (Faust 0.15.3: the survivor's table recovery "
-                           "sometimes stalls, or a worker stops routing after another joins); see "
-                           "README, known problems. Run it with NOTIPIPE_RUN_FAILOVER=1")
 def test_a_surviving_worker_takes_over_a_killed_ones_pending_digest(worker, client, watcher,
                                                                      pipeline_env) -> None:
     """Two workers; the one holding a user's digest is SIGKILLed. The other takes its partitions
