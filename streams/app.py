@@ -53,6 +53,7 @@ from .routing.validation import (
 )
 from .schemas import load_schema, subject_for
 from .settings import RouterSettings
+from .state_cache import StateCache
 from .topics import CHANNELS, deliveries_topic
 from .worker_settings import WorkerSettings
 
@@ -65,6 +66,10 @@ ROCKSDB_OPTIONS = {
     "block_cache_size": 64 * 1024**2,
     "block_cache_compressed_size": 16 * 1024**2,
 }
+
+
+# Users whose due holds are flushed per hold of the state lock (see _flush_partition).
+FLUSH_CHUNK_USERS = 32
 
 
 class TopologyError(RuntimeError):
@@ -118,6 +123,7 @@ class Pipeline:
         self._catching_up: dict[int, int] = {}  # partition -> offset the replay must reach
         self._routed_upto: dict[int, int] = {}  # partition -> next offset the router will see
         self._prefs_cache: dict[bytes, Preferences | None] = {}
+        self.states = StateCache(ws.state_cache_users)
         # The router and the tick agent both read, change and write users' state, and each may
         # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
         # write would undo the other's.
@@ -278,6 +284,14 @@ class Pipeline:
         if target is not None and last >= target:
             del self._catching_up[partition]
         states: dict[bytes, UserState] = {}
+        try:
+            await self._route_messages(partition, messages, now, states)
+        except BaseException:
+            self.states.discard(states)  # changed in place, maybe not stored: read them again
+            raise
+
+    async def _route_messages(self, partition: int, messages: list[Any], now: int,
+                              states: dict[bytes, UserState]) -> None:
         changed: set[bytes] = set()
         holds_changed: set[bytes] = set()
         prefs_cache = self._prefs_cache
@@ -317,18 +331,32 @@ class Pipeline:
                 return
             if self._index_stale:
                 self._rebuild_index()
-            now = self.clock.now_ms()
+        # A few users at a time: the router waits for the state lock at most that long, and
+        # events keep their latency while a tick flushes thousands of holds.
+        now = self.clock.now_ms()
+        generation = self.app.consumer_generation_id
+        while generation == self.app.consumer_generation_id:  # stop if a rebalance intervened
+            if not await self._flush_users(partition, now):
+                return
+
+    async def _flush_users(self, partition: int, now: int) -> bool:
+        """Flush the next few due users of the partition; False when none was due."""
+        async with self._state_lock:
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
-            for key in self.due.pop_due(partition, now):
-                state = self._load_state(partition, key)
-                result = flush_due(state, self._prefs(key), now, self.rs)
-                for delivery in result.deliveries:
-                    self.deliveries.send(delivery, acks)
-                self.metrics.add(result.counters)
-                flushed[key] = state
+            try:
+                for key in self.due.pop_due(partition, now, limit=FLUSH_CHUNK_USERS):
+                    state = self._load_state(partition, key)
+                    result = flush_due(state, self._prefs(key), now, self.rs)
+                    for delivery in result.deliveries:
+                        self.deliveries.send(delivery, acks)
+                    self.metrics.add(result.counters)
+                    flushed[key] = state
+            except BaseException:
+                self.states.discard(flushed)
+                raise
             if not flushed:
-                return
+                return False
             # These users' stored states still hold what was just sent: the router waits
             # for them (only them) until the new states are saved.
             self._flushing = flushed.keys()
@@ -337,7 +365,8 @@ class Pipeline:
         # goes on meanwhile. If they fail, the stored states keep the holds, due again now.
         try:
             await self.deliveries.wait_acked(acks)
-        except Exception:
+        except BaseException:
+            self.states.discard(flushed)  # the stored states keep the holds: so must we
             for key in flushed:
                 self.due.set(partition, key, now)
             raise
@@ -350,6 +379,7 @@ class Pipeline:
             self._flushing = ()
             self._flush_done.set()
             self._flush_done = asyncio.Event()
+        return True
 
     def _rebuild_index(self) -> None:
         # A full scan, once per rebalance: the index is derived data, the table is the truth.
@@ -367,6 +397,7 @@ class Pipeline:
         self._index_stale = True
         self._targets_stale = True
         self._prefs_cache.clear()  # another worker may have changed what we held before
+        self.states.clear()
 
     async def _refresh_replay_targets(self) -> None:
         partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
@@ -416,8 +447,12 @@ class Pipeline:
         return prefs
 
     def _load_state(self, partition: int, key: bytes) -> UserState:
-        raw = self.users.get_raw(partition, key)
-        return UserState.from_dict(orjson.loads(raw) if raw else None)
+        state = self.states.get(key)
+        if state is None:
+            raw = self.users.get_raw(partition, key)
+            state = UserState.from_dict(orjson.loads(raw) if raw else None)
+            self.states.put(key, state)
+        return state
 
     def _save_state(self, partition: int, key: bytes, state: UserState) -> None:
         if state.is_empty():
@@ -458,5 +493,8 @@ class Pipeline:
         async def counters(view: Any, request: Any) -> Any:
             partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
                                 if tp.topic == self.events_name)
+            cache = {"users": len(self.states), "hits": self.states.hits,
+                     "misses": self.states.misses}
             return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due),
+                              "state_cache": cache,
                               "clock_ms": self.clock.now_ms(), "partitions": partitions})

@@ -24,11 +24,12 @@ class DueIndex:
         self._due[key] = due_ms
         heapq.heappush(self._heaps.setdefault(partition, []), (due_ms, key))
 
-    def pop_due(self, partition: int, now_ms: int) -> list[bytes]:
-        """Keys in `partition` due at `now_ms`, removed from the index (the caller re-adds them)."""
+    def pop_due(self, partition: int, now_ms: int, limit: int | None = None) -> list[bytes]:
+        """Keys in `partition` due at `now_ms` (the earliest `limit` of them), removed from the
+        index (the caller re-adds them)."""
         heap = self._heaps.get(partition)
         keys: list[bytes] = []
-        while heap and heap[0][0] <= now_ms:
+        while heap and heap[0][0] <= now_ms and (limit is None or len(keys) < limit):
             due, key = heapq.heappop(heap)
             if self._due.get(key) == due:
                 del self._due[key]

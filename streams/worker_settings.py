@@ -10,6 +10,7 @@
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
 | `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
+| `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none); a few KB each |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
@@ -38,6 +39,7 @@ class WorkerSettings:
     tick_interval_s: float = 1.0
     session_timeout_s: float = 10.0
     batch_max: int = 500
+    state_cache_users: int = 20_000
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -60,6 +62,7 @@ class WorkerSettings:
         tick = number("TICK_INTERVAL_S", "1.0", 0.05, 60, "seconds")
         session = number("SESSION_TIMEOUT_S", "10", 6, 300, "seconds")
         batch_max = int(number("BATCH_MAX", "500", 1, 4000, "a whole number"))
+        cache = int(number("STATE_CACHE_USERS", "20000", 0, 10_000_000, "a whole number"))
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
@@ -76,6 +79,7 @@ class WorkerSettings:
             tick_interval_s=tick,
             session_timeout_s=session,
             batch_max=batch_max,
+            state_cache_users=cache,
             clock_file=Path(clock) if clock else None,
             log_level=level,
         )

@@ -9,14 +9,16 @@ import pytest
 
 from streams.due_index import DueIndex
 from streams.metrics import PipelineMetrics
+from streams.routing.state import UserState
 from streams.settings import ConfigError
+from streams.state_cache import StateCache
 from streams.worker_settings import WorkerSettings
 
 
 def test_worker_settings_defaults_and_overrides() -> None:
     default = WorkerSettings.from_env({})
     assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
-    assert default.data_dir.name == "notipipe-router-6066"
+    assert default.data_dir.name == "notipipe-router-6066" and default.state_cache_users == 20_000
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
                                       "NOTIPIPE_CLOCK_FILE": "/tmp/c.json"})
     assert custom.data_dir.name == "r2-7000" and custom.clock_file == Path("/tmp/c.json")
@@ -25,7 +27,8 @@ def test_worker_settings_defaults_and_overrides() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("NOTIPIPE_WEB_PORT", "http"), ("NOTIPIPE_WEB_PORT", "80"), ("NOTIPIPE_WEB_PORT", "7000.5"),
     ("NOTIPIPE_TICK_INTERVAL_S", "0"), ("NOTIPIPE_SESSION_TIMEOUT_S", "1"),
-    ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud")])
+    ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud"),
+    ("NOTIPIPE_STATE_CACHE_USERS", "-1"), ("NOTIPIPE_STATE_CACHE_USERS", "many")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         WorkerSettings.from_env({name: value})
@@ -45,6 +48,15 @@ def test_due_index_pops_only_due_keys_of_the_partition_and_forgets_stale_times()
     assert index.pop_due(0, 10_000) == [] and len(index) == 0
 
 
+def test_due_index_pops_the_earliest_due_keys_up_to_a_limit() -> None:
+    index = DueIndex()
+    for key in [b"c", b"a", b"d", b"b"]:
+        index.set(0, key, 100 + 10 * "abcd".index(key.decode()))
+    assert index.pop_due(0, 1000, limit=3) == [b"a", b"b", b"c"]
+    assert index.pop_due(0, 1000, limit=3) == [b"d"]
+    assert index.pop_due(0, 1000, limit=3) == []
+
+
 def test_metrics_render_prometheus_counters_with_labels() -> None:
     metrics = PipelineMetrics()
     metrics.add(Counter({("delivered", "email", "single"): 3, ("dropped", "expired"): 1}))
@@ -53,3 +65,24 @@ def test_metrics_render_prometheus_counters_with_labels() -> None:
     assert 'notipipe_delivered_total{channel="email",kind="single"} 3' in text
     assert 'notipipe_dropped_total{reason="expired"} 2' in text
     assert metrics.as_dict()["dropped.expired"] == 2
+
+
+def test_state_cache_keeps_the_most_recently_used_users_and_forgets_on_request() -> None:
+    cache = StateCache(max_users=2)
+    a, b, c = UserState("a"), UserState("b"), UserState("c")
+    cache.put(b"a", a)
+    cache.put(b"b", b)
+    assert cache.get(b"a") is a  # a is now the most recently used: b goes first
+    cache.put(b"c", c)
+    assert cache.get(b"b") is None and cache.get(b"a") is a and cache.get(b"c") is c
+    assert (cache.hits, cache.misses) == (3, 1)
+    cache.discard([b"a", b"unknown"])
+    assert cache.get(b"a") is None and len(cache) == 1
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_state_cache_of_size_zero_keeps_nothing() -> None:
+    cache = StateCache(max_users=0)
+    cache.put(b"a", UserState("a"))
+    assert cache.get(b"a") is None and len(cache) == 0
