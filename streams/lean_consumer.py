@@ -63,6 +63,15 @@ class LeanDrainConsumer(faust_aiokafka.Consumer):
     yield_every = 100  # records delivered between two turns of the event loop
 
     async def _drain_messages(self, fetcher: Any) -> None:
+        try:
+            await self._deliver_fetched(fetcher)
+        except (*self.consumer_stopped_errors, asyncio.CancelledError):
+            if self.app.should_stop:  # the worker is shutting down: not an error
+                self.log.info("consumer stopped, shutting down")
+                return
+            raise
+
+    async def _deliver_fetched(self, fetcher: Any) -> None:
         app = self.app
         hold = RebalanceHold(app.tables.changelog_topics)
         flow_control = app.flow_control
@@ -106,7 +115,8 @@ def _check_faust_internals() -> None:
     """What this module overrides or calls in Faust's consumer: checked at import, so a Faust
     upgrade that moves them fails at start-up with a clear message, not during a rebalance."""
     missing = [name for name in ("_drain_messages", "_add_gap", "wait_first", "getmany",
-                                 "perform_seek") if not hasattr(faust_aiokafka.Consumer, name)]
+                                 "perform_seek", "consumer_stopped_errors")
+               if not hasattr(faust_aiokafka.Consumer, name)]
     if missing:
         raise ImportError(
             f"faust-streaming's aiokafka Consumer lacks {missing}: streams/lean_consumer.py "
