@@ -245,9 +245,13 @@ class Pipeline:
             await self._flush_partition(event.message.partition)
 
     async def _send_ticks(self) -> None:
-        for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.events_name:
-                await self.ticks_topic.send(partition=tp.partition, key=None, value=b"")
+        for partition in self._owned_partitions():
+            await self.ticks_topic.send(partition=partition, key=None, value=b"")
+
+    def _owned_partitions(self) -> list[int]:
+        """The events partitions this worker owns now (the same numbers in every topic)."""
+        return sorted(tp.partition for tp in self.app.assignor.assigned_actives()
+                      if tp.topic == self.events_name)
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -400,8 +404,7 @@ class Pipeline:
         self.states.clear()
 
     async def _refresh_replay_targets(self) -> None:
-        partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
-                            if tp.topic == self.events_name)
+        partitions = self._owned_partitions()
         targets = await asyncio.get_running_loop().run_in_executor(
             None, self._replay_targets, partitions)
         self._catching_up = {p: end for p, end in targets.items()
@@ -491,10 +494,9 @@ class Pipeline:
 
         @self.app.page("/counters")
         async def counters(view: Any, request: Any) -> Any:
-            partitions = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
-                                if tp.topic == self.events_name)
             cache = {"users": len(self.states), "hits": self.states.hits,
                      "misses": self.states.misses}
             return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due),
                               "state_cache": cache,
-                              "clock_ms": self.clock.now_ms(), "partitions": partitions})
+                              "clock_ms": self.clock.now_ms(),
+                              "partitions": self._owned_partitions()})

@@ -16,7 +16,11 @@ from .routing.state import UserState
 
 
 class StateCache:
-    """Least-recently-used, at most ``max_users`` entries; 0 disables it."""
+    """Least-recently-used, at most ``max_users`` entries; 0 disables it.
+
+    A decoded state takes about 4× its JSON size (measured: 3.7 KB of JSON, 14 KB of objects for
+    a user with 16 pending events; 620 B of JSON is typical after 10 events): 20,000 users take
+    ~50 MB to ~300 MB."""
 
     def __init__(self, max_users: int) -> None:
         self.max_users = max_users

@@ -10,7 +10,7 @@
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
 | `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
-| `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none); a few KB each |
+| `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none); ~4× JSON size |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
