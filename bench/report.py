@@ -133,15 +133,16 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
     ref = {r.workers: r.max_rate for r in runs if r.system == "notipipe" and not r.error}
     ref_cpu = {}
     for r in runs:
-        if r.system == "notipipe" and r.phase("max"):
-            ref_cpu[r.workers] = r.phase("max")[0].events_per_cpu_s
+        if r.system == "notipipe" and r.median_burst():
+            ref_cpu[r.workers] = r.median_burst().events_per_cpu_s
     one = ref.get(1, math.nan)
     rows = []
     for r in runs:
-        if r.error or not r.phase("max"):
+        p = r.median_burst()
+        if r.error or p is None:
             rows.append([r.label, str(r.workers), "FAILED", *[""] * 10, (r.error or "")[:60]])
             continue
-        p = r.phase("max")[0]
+        rates = sorted(b.events_per_s for b in r.max_bursts())
         scale = (
             _ratio(p.events_per_s, ref.get(1, math.nan)) if r.workers > 1 and r.system == "notipipe" else ""
         )
@@ -150,6 +151,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                 r.label,
                 str(r.workers),
                 fmt_rate(p.events_per_s),
+                f"{len(rates)}: {fmt_rate(rates[0])}-{fmt_rate(rates[-1])}" if len(rates) > 1 else "1",
                 fmt_rate(p.deliveries_per_s),
                 _ratio(p.events_per_s, ref.get(r.workers, math.nan)),
                 fmt_rate(p.events_per_cpu_s),
@@ -162,13 +164,17 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                 scale,
             ]
         )
-    out.append("Maximum sustained throughput (burst, 10-90 % completion, counted from the delivery topics)")
+    out.append(
+        "Maximum sustained throughput (burst, 10-90 % completion, counted from the delivery topics; "
+        "the median of the bursts, their range beside it)"
+    )
     out.append(
         _table(
             [
                 "system",
                 "workers",
                 "events/s",
+                "bursts",
                 "deliv/s",
                 "vs notipipe",
                 "ev/CPU-s",
@@ -265,12 +271,12 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                     str(p.events),
                     fmt_rate(p.offered_rate or math.nan),
                     fmt_ms(p.latency_ms["p99"]),
-                    str(r.phase("max")[0].rss_mb if r.phase("max") else "-"),
+                    str(r.max_bursts()[-1].rss_mb if r.max_bursts() else "-"),
                     str(p.rss_mb),
                 ]
             )
     if rows:
-        out.append("\nSoak (memory): RSS after the max burst and after the soak")
+        out.append("\nSoak (memory): RSS after the max bursts and after the soak")
         out.append(
             _table(["system", "workers", "events", "rate/s", "p99 ms", "RSS MB before", "RSS MB after"], rows)
         )
@@ -336,8 +342,8 @@ def plot(runs: list[SystemRun], path: Path, title: str) -> Path | None:
             label=f"{label} p50",
             color=ax2.lines[-1].get_color(),
         )
-        if r.phase("max"):
-            m = r.phase("max")[0]
+        m = r.median_burst()
+        if m is not None:
             ax1.scatter(
                 [m.events_per_s], [m.events_per_s], marker="*", s=120, color=ax1.lines[-1].get_color()
             )

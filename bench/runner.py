@@ -58,6 +58,7 @@ IMMEDIATE_REASONS = frozenset({"immediate", "critical"})
 class BenchConfig:
     quick: bool
     events: int  # size of the max-throughput burst
+    max_runs: int  # bursts per system; the tables use their median (this VM's speed varies)
     workload: WorkloadSpec
     partitions: int
     runs: list[tuple[str, int]]  # (system, worker processes), in order
@@ -117,10 +118,21 @@ class SystemRun:
     def phase(self, kind: str) -> list[PhaseResult]:
         return [p for p in self.phases if p.kind == kind]
 
+    def max_bursts(self) -> list[PhaseResult]:
+        """The max phase and its repeats (all bursts of the same size)."""
+        return self.phase("max") + self.phase("max_repeat")
+
+    def median_burst(self) -> PhaseResult | None:
+        """The burst with the median sustained rate (of two, the slower): what the tables show."""
+        bursts = sorted(
+            (p for p in self.max_bursts() if math.isfinite(p.events_per_s)), key=lambda p: p.events_per_s
+        )
+        return bursts[(len(bursts) - 1) // 2] if bursts else None
+
     @property
     def max_rate(self) -> float:
-        found = self.phase("max")
-        return found[0].events_per_s if found else math.nan
+        burst = self.median_burst()
+        return burst.events_per_s if burst else math.nan
 
 
 def _retag(values: Sequence[bytes], schema_id: int) -> list[bytes]:
@@ -296,11 +308,20 @@ class SystemBench:
         cfg, log = self.cfg, self.cfg.log
         keys = self.workload.max_keys
         values = _retag(self.workload.max_values, self._events_subject_id())
-        maxp = self._phase("max", "max", keys, values, self.workload.max_ids, None)
+        self._phase("max", "max", keys, values, self.workload.max_ids, None)
         self._max_records = self._last_records
-        max_rate = maxp.events_per_s
+        # More bursts of the same size (fresh event ids): one burst's rate moves by a third
+        # between runs on this VM; the median of a few is what the tables compare.
+        for n in range(2, cfg.max_runs + 1):
+            k, v, i = self._gen(f"max{n}", len(keys))
+            self._phase(f"max{n}", "max_repeat", k, v, i, None)
+        max_rate = self.result.max_rate
         if not math.isfinite(max_rate) or max_rate <= 0:
             raise RuntimeError("no sustained rate measured in the max phase")
+        if cfg.max_runs > 1:
+            rates = sorted(p.events_per_s for p in self.result.max_bursts())
+            log(f"   max: median {max_rate:,.0f} ev/s of {len(rates)} bursts "
+                f"({rates[0]:,.0f}-{rates[-1]:,.0f})")
         if self.workers in cfg.phases_workers:
             for fraction in cfg.rate_fractions:
                 rate = fraction * max_rate
@@ -363,9 +384,8 @@ class SystemBench:
         sampler.start()
         sender = PacedSend(self.producer, self.topics.events, keys, values, schedule)
         sender.run()
-        budget = 60 + 4 * len(keys) / max(
-            100.0, (self.result.max_rate if kind != "max" and math.isfinite(self.result.max_rate) else 500.0)
-        )
+        known = self.result.max_rate if kind not in ("max", "max_repeat") else math.nan
+        budget = 60 + 4 * len(keys) / max(100.0, known if math.isfinite(known) else 500.0)
         waited = kafka_io.wait_caught_up(
             self.probe, self.running.group, self.topics.events, timeout_s=budget, alive=self.running.alive
         )
@@ -474,7 +494,7 @@ class SystemBench:
             rss_mb=[],
             sender_late_s=0,
         )
-        if kind in ("max", "profile") and math.isfinite(last_done):
+        if kind in ("max", "max_repeat", "profile") and math.isfinite(last_done):
             result.extra["overall_events_per_s"] = events / max(1e-3, (last_done - sender.started_ms) / 1000)
             result.extra["produce_s"] = (sender.finished_ms - sender.started_ms) / 1000
         if spike_start is not None and schedule is not None:

@@ -87,6 +87,10 @@ class AvroCodec:
         self._readers[full_name(schema_json)] = (parsed, to_parsing_canonical_form(schema_json))
         self._ids.pop(subject, None)
 
+    def schema_text(self, subject: str) -> str:
+        """The schema ``encode`` writes for ``subject``, as given to ``add_subject``."""
+        return self._subject(subject)[0]
+
     # -- encode ----------------------------------------------------------------------------
     def schema_id(self, subject: str) -> int:
         """Registry id of the subject's schema (registered or looked up once, then cached)."""

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from .avro_codec import AvroCodec
+from .delivery_avro import DeliveryEncoder
 from .model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
@@ -51,9 +52,8 @@ class AckTracker:
 class DeliveryProducer:
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
                  topics: Mapping[str, str]) -> None:
-        self._codec = codec
-        self._subjects = subjects  # channel -> registry subject
         self._topics = topics  # channel -> topic
+        self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
         self._producer = Producer({
@@ -83,7 +83,7 @@ class DeliveryProducer:
 
     def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
         channel = delivery.topic_suffix
-        value = self._codec.encode(self._subjects[channel], delivery.to_avro())
+        value = self._encoder.encode(delivery)
         on_delivery = self._on_delivery
         if tracker is not None:
             tracker.add()

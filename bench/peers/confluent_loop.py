@@ -27,6 +27,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.avro_codec import AvroCodec, DecodeError
+from streams.delivery_avro import DeliveryEncoder
 from streams.due_index import DueIndex
 from streams.model import Preferences, dead_letter
 from streams.routing.router import flush_due, next_due_ms, route
@@ -67,6 +68,7 @@ class Loop:
             self.out_topic[ch] = topic
             self.out_subject[ch] = subject_for(topic)
             self.codec.add_subject(self.out_subject[ch], load_schema("delivery"))
+        self.encoder = DeliveryEncoder(self.codec, self.out_subject)  # the worker's (same bytes)
         self._create_changelog()
         ws.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(ws.data_dir / "state", ignore_errors=True)  # the changelog is the truth
@@ -196,10 +198,10 @@ class Loop:
 
     # --- output ---------------------------------------------------------------------------------
     def _emit(self, deliveries: list) -> None:
-        produce, encode = self.producer.produce, self.codec.encode
+        produce, encode = self.producer.produce, self.encoder.encode
         for d in deliveries:
             ch = d.topic_suffix
-            value = encode(self.out_subject[ch], d.to_avro())
+            value = encode(d)
             while True:
                 try:
                     produce(self.out_topic[ch], value, d.user_id.encode())

@@ -29,6 +29,7 @@ from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import Serializer
 
 from streams.avro_codec import AvroCodec, DecodeError
+from streams.delivery_avro import DeliveryEncoder
 from streams.routing.router import flush_due, next_due_ms, route
 from streams.routing.state import UserState
 from streams.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
@@ -123,8 +124,10 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     )
     scheduler = TickScheduler(tick_producer, ticks_name, ws.tick_interval_s)
 
+    encoder = DeliveryEncoder(codec, out_subject)  # the worker's delivery encoder (same bytes)
+
     def encoded(deliveries: list) -> list[tuple[str, bytes]]:
-        return [(d.topic_suffix, codec.encode(out_subject[d.topic_suffix], d.to_avro())) for d in deliveries]
+        return [(d.topic_suffix, encoder.encode(d)) for d in deliveries]
 
     def process(value, key, timestamp, headers, state):  # noqa: ANN001, ANN202
         ctx = message_context()

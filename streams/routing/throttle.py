@@ -51,7 +51,13 @@ def admit(
 
 def prune_windows(throttle: dict[Channel, ThrottleWindow], now_ms: int, window_ms: int) -> bool:
     """Drop windows that have ended; returns whether anything was removed."""
+    # Called for every event and rarely finds anything: look before building a list.
+    for w in throttle.values():
+        if w.window_start_ms + window_ms <= now_ms:
+            break
+    else:
+        return False
     ended = [ch for ch, w in throttle.items() if w.window_start_ms + window_ms <= now_ms]
     for ch in ended:
         del throttle[ch]
-    return bool(ended)
+    return True
