@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -77,6 +78,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="offered rates as fractions of the measured maximum",
     )
     parser.add_argument(
+        "--rate-base",
+        type=float,
+        default=None,
+        metavar="EVENTS_PER_S",
+        help="offer --rates as fractions of this rate instead of each system's measured maximum "
+        "(to compare builds or settings at the same offered load)",
+    )
+    parser.add_argument(
         "--rate-seconds", type=float, default=None, help="length of each fixed-rate phase (quick 4, full 20)"
     )
     parser.add_argument(
@@ -120,6 +129,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
     from .report import calibration_us, describe_machine, machine, plot, profile_text, tables
     from .runner import BenchConfig, dump_json, run_all
@@ -134,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown:
         print(f"error: unknown systems {unknown}; choose from {', '.join(ALL_SYSTEMS)}", file=sys.stderr)
+        return 2
+    if args.rate_base is not None and args.rate_base <= 0:
+        print(f"error: --rate-base must be a positive rate, got {args.rate_base}", file=sys.stderr)
         return 2
     if args.max_runs is not None and args.max_runs < 1:
         print(f"error: --max-runs must be at least 1, got {args.max_runs}", file=sys.stderr)
@@ -184,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         quick=quick,
         events=args.events or (20_000 if quick else 500_000),
         max_runs=args.max_runs or (3 if quick else 1),
+        rate_base=args.rate_base,
         workload=spec,
         partitions=args.partitions,
         runs=runs,
@@ -210,6 +227,9 @@ def run(args: argparse.Namespace) -> int:
     m = machine(stack)
     print(describe_machine(m), flush=True)
     started = time.monotonic()
+    # A terminated benchmark still stops its workers and deletes its topics (the teardown runs
+    # in `finally` blocks; Python's default SIGTERM exits without them).
+    signal.signal(signal.SIGTERM, _interrupt)
     results, workload, run_id, core = run_all(cfg, stack)
     elapsed = time.monotonic() - started
     m["loadavg_at_end"] = [round(x, 2) for x in __import__("os").getloadavg()]

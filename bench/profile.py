@@ -20,7 +20,10 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 # Where a frame's file puts it; the first matching rule wins (order matters).
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Avro encode/decode (fastavro, avro_codec)", ("fastavro/", "streams/avro_codec.py")),
+    (
+        "Avro encode/decode (fastavro, avro_codec, delivery_avro)",
+        ("fastavro/", "streams/avro_codec.py", "streams/delivery_avro.py"),
+    ),
     (
         "routing rules (streams.routing, model, templates)",
         ("streams/routing/", "streams/model.py", "streams/templates.py", "zoneinfo", "datetime"),

@@ -59,6 +59,7 @@ class BenchConfig:
     quick: bool
     events: int  # size of the max-throughput burst
     max_runs: int  # bursts per system; the tables use their median (this VM's speed varies)
+    rate_base: float | None  # rate phases as fractions of this, not of the measured maximum
     workload: WorkloadSpec
     partitions: int
     runs: list[tuple[str, int]]  # (system, worker processes), in order
@@ -81,7 +82,7 @@ class BenchConfig:
 @dataclass
 class PhaseResult:
     name: str
-    kind: str  # warmup | max | rate | spike | soak | profile
+    kind: str  # warmup | max | max_repeat | rate | spike | soak | profile
     events: int
     offered_rate: float | None  # None: a burst
     duration_s: float  # from the first event produced to caught up
@@ -322,6 +323,9 @@ class SystemBench:
             rates = sorted(p.events_per_s for p in self.result.max_bursts())
             log(f"   max: median {max_rate:,.0f} ev/s of {len(rates)} bursts "
                 f"({rates[0]:,.0f}-{rates[-1]:,.0f})")
+        if cfg.rate_base:
+            max_rate = cfg.rate_base
+            log(f"   rate phases as fractions of {max_rate:,.0f} ev/s (--rate-base)")
         if self.workers in cfg.phases_workers:
             for fraction in cfg.rate_fractions:
                 rate = fraction * max_rate

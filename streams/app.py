@@ -169,7 +169,8 @@ class Pipeline:
             table_standby_replicas=0,
         )
         # Before anything creates the consumer (app.consumer is built on first use).
-        app.transport.Consumer = LeanDrainConsumer
+        app.transport.Consumer = LeanDrainConsumer.with_fetch(ws.fetch_min_bytes,
+                                                              ws.fetch_max_wait_ms)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.events_topic = app.topic(self.events_name, **raw)
         self.prefs_topic = app.topic(self.prefs_name, **raw)
