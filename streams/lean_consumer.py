@@ -20,6 +20,9 @@ with its offset counted as read: never routed, and committed past by the next ev
 restarted worker that routed nothing, tests/integration/test_pipeline_restart.py). Here stream
 records are not delivered until the rebalance has ended; if any were held back, the partitions
 are sought back to their committed offsets first, so those records are read again.
+
+The consumer also sets the fetch sizes of the aiokafka consumer Faust builds (``with_fetch``):
+Faust has no setting for them.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class WorkerSettings:
         batch_max = int(number("BATCH_MAX", "500", 1, 4000, "a whole number"))
         cache = int(number("STATE_CACHE_USERS", "20000", 0, 10_000_000, "a whole number"))
         fetch_min = int(number("FETCH_MIN_BYTES", "65536", 1, 50 * 1024**2, "a whole number"))
-        fetch_wait = int(number("FETCH_MAX_WAIT_MS", "25", 0, 60_000, "a whole number"))
+        fetch_wait = int(number("FETCH_MAX_WAIT_MS", "25", 1, 60_000, "a whole number"))
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")
