@@ -82,8 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="EVENTS_PER_S",
-        help="offer --rates as fractions of this rate instead of each system's measured maximum "
-        "(to compare builds or settings at the same offered load)",
+        help="offer --rates (and the spike and --soak, which take 25 %% and 50 %% of the maximum) "
+        "as fractions of this rate instead of each system's measured maximum (to compare builds "
+        "or settings at the same offered load)",
     )
     parser.add_argument(
         "--rate-seconds", type=float, default=None, help="length of each fixed-rate phase (quick 4, full 20)"

@@ -133,8 +133,9 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
     ref = {r.workers: r.max_rate for r in runs if r.system == "notipipe" and not r.error}
     ref_cpu = {}
     for r in runs:
-        if r.system == "notipipe" and r.median_burst():
-            ref_cpu[r.workers] = r.median_burst().events_per_cpu_s
+        burst = r.median_burst()
+        if r.system == "notipipe" and burst is not None:
+            ref_cpu[r.workers] = burst.events_per_cpu_s
     one = ref.get(1, math.nan)
     rows = []
     for r in runs:

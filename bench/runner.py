@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import shutil
-import struct
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stack.process import read_pid
 from stack.settings import StackSettings
-from streams.avro_codec import AvroCodec
+from streams.avro_codec import AvroCodec, wire_header
 from streams.model import Event
 from streams.routing.router import route
 from streams.routing.state import UserState
@@ -137,7 +136,7 @@ class SystemRun:
 
 
 def _retag(values: Sequence[bytes], schema_id: int) -> list[bytes]:
-    header = struct.pack(">bI", 0, schema_id)
+    header = wire_header(schema_id)
     if values and values[0][:5] == header:
         return list(values)
     return [header + v[5:] for v in values]

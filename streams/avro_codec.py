@@ -30,6 +30,11 @@ from .schemas import full_name
 MAGIC = 0
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The 5 bytes in front of every Avro body in the Confluent wire format."""
+    return _HEADER.pack(MAGIC, schema_id)
 # Logical types that become plain ints here (see module docstring).
 _RAW_LOGICAL_TYPES = frozenset(
     {
@@ -108,7 +113,7 @@ class AvroCodec:
         schema_id = self.schema_id(subject)
         _, parsed = self._subjects[subject]
         out = io.BytesIO()
-        out.write(_HEADER.pack(MAGIC, schema_id))
+        out.write(wire_header(schema_id))
         try:
             fastavro.schemaless_writer(out, parsed, record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:

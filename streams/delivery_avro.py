@@ -14,21 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import struct
 from collections.abc import Mapping
 from typing import Any
 
 from fastavro.schema import to_parsing_canonical_form
 
-from .avro_codec import AvroCodec, EncodeError
+from .avro_codec import AvroCodec, EncodeError, wire_header
 from .model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
 
 # sha256 of the parsing canonical form of the Delivery schema this encoder writes.
 SUPPORTED_SHAPE = "7accd979355311800fb56de557beaf89e232ec4fc78ee4b47c056daa1be85ae8"
-
-_HEADER = struct.Struct(">BI")  # Confluent wire format: magic 0, schema id
 
 # Enum symbols in schema order; Avro writes an enum as the symbol's index.
 _CHANNEL = {s: i for i, s in enumerate(("EMAIL", "SMS", "PUSH", "IN_APP"))}
@@ -43,10 +40,6 @@ def supports(schema: str | dict[str, Any]) -> bool:
     as_json = json.loads(schema) if isinstance(schema, str) else schema
     canonical = to_parsing_canonical_form(as_json)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest() == SUPPORTED_SHAPE
-
-
-def header(schema_id: int) -> bytes:
-    return _HEADER.pack(0, schema_id)
 
 
 def _write_long(out: bytearray, n: int) -> None:
@@ -74,13 +67,13 @@ def _write_optional_string(out: bytearray, s: str | None) -> None:
         _write_string(out, s)
 
 
-def encode(delivery: Delivery, wire_header: bytes) -> bytes:
-    """The Delivery in the Confluent wire format, ``wire_header`` from ``header(schema_id)``.
+def encode(delivery: Delivery, header: bytes) -> bytes:
+    """The Delivery in the Confluent wire format, ``header`` from ``avro_codec.wire_header``.
 
     Raises ValueError, TypeError, KeyError, AttributeError or OverflowError (as fastavro does) for
     a record that does not fit the schema.
     """
-    out = bytearray(wire_header)
+    out = bytearray(header)
     s = _write_string
     s(out, delivery.delivery_id)
     s(out, delivery.user_id)
@@ -135,10 +128,10 @@ class DeliveryEncoder:
         subject = self._subjects[channel]
         if not self._fast[channel]:
             return self._codec.encode(subject, delivery.to_avro())
-        wire_header = self._headers.get(channel)
-        if wire_header is None:
-            wire_header = self._headers[channel] = header(self._codec.schema_id(subject))
+        header = self._headers.get(channel)
+        if header is None:
+            header = self._headers[channel] = wire_header(self._codec.schema_id(subject))
         try:
-            return encode(delivery, wire_header)
+            return encode(delivery, header)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"delivery does not match {subject}: {exc!r}") from exc

@@ -10,7 +10,7 @@ from test_avro_codec import FakeRegistry
 from unit_helpers import T0
 
 from streams import delivery_avro
-from streams.avro_codec import AvroCodec, EncodeError
+from streams.avro_codec import AvroCodec, EncodeError, wire_header
 from streams.delivery_avro import DeliveryEncoder
 from streams.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
 from streams.schemas import load_schema, parsed_schema
@@ -49,7 +49,7 @@ def _random_delivery(rng: random.Random) -> Delivery:
 
 def _fastavro_bytes(delivery: Delivery, schema_id: int) -> bytes:
     out = io.BytesIO()
-    out.write(delivery_avro.header(schema_id))
+    out.write(wire_header(schema_id))
     fastavro.schemaless_writer(out, parsed_schema("delivery"), delivery.to_avro())
     return out.getvalue()
 
@@ -73,7 +73,7 @@ def test_bytes_are_identical_to_fastavro_over_varied_deliveries():
     for n in range(600):
         delivery = _random_delivery(rng)
         expected = _fastavro_bytes(delivery, 1000 + n)
-        assert delivery_avro.encode(delivery, delivery_avro.header(1000 + n)) == expected, delivery
+        assert delivery_avro.encode(delivery, wire_header(1000 + n)) == expected, delivery
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_a_delivery_that_does_not_fit_the_schema_is_refused(change, error, fasta
     base = _random_delivery(random.Random(1))
     bad = Delivery(**{**{f: getattr(base, f) for f in Delivery.__slots__}, **change})
     with pytest.raises(error):
-        delivery_avro.encode(bad, delivery_avro.header(1))
+        delivery_avro.encode(bad, wire_header(1))
     if fastavro_refuses:
         with pytest.raises((ValueError, TypeError, KeyError, AttributeError, OverflowError)):
             _fastavro_bytes(bad, 1)
