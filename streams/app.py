@@ -40,8 +40,9 @@ from .delivery_producer import AckTracker, DeliveryProducer
 from .due_index import DueIndex
 from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .lean_consumer import LeanDrainConsumer
-from .metrics import PipelineMetrics
+from .metrics import PipelineMetrics, prometheus_gauges
 from .model import Preferences, dead_letter
+from .rocksdb_memory import RocksDBMemory, SharedMemoryTable
 from .routing.router import flush_due, next_due_ms, route
 from .routing.state import UserState
 from .routing.validation import (
@@ -60,12 +61,8 @@ from .worker_settings import WorkerSettings
 log = logging.getLogger("notipipe.worker")
 
 
-ROCKSDB_OPTIONS = {
-    "write_buffer_size": 16 * 1024**2,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 64 * 1024**2,
-    "block_cache_compressed_size": 16 * 1024**2,
-}
+# Per DB; the block cache is the worker's shared one (rocksdb_memory.py).
+ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024**2, "max_write_buffer_number": 2}
 
 
 # Users whose due holds are flushed per hold of the state lock (see _flush_partition).
@@ -123,7 +120,8 @@ class Pipeline:
         self._catching_up: dict[int, int] = {}  # partition -> offset the replay must reach
         self._routed_upto: dict[int, int] = {}  # partition -> next offset the router will see
         self._prefs_cache: dict[bytes, Preferences | None] = {}
-        self.states = StateCache(ws.state_cache_users)
+        self.states = StateCache(ws.state_cache_users, ws.state_cache_mb * 1024**2)
+        self.rocksdb_memory = RocksDBMemory(ws.rocksdb_memory_mb * 1024**2)
         # The router and the tick agent both read, change and write users' state, and each may
         # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
         # write would undo the other's.
@@ -177,11 +175,13 @@ class Pipeline:
         self.dlq_topic = app.topic(self.dlq_name, **raw)
         self.ticks_topic = app.topic(self.ticks_name, **raw)
         # key_type bytes: keys stay the raw user id (Faust derives the serializers from the types).
-        # RocksDB per partition DB: Faust's defaults (64 MB write buffers x 3, a 2 GB block cache)
-        # are per DB, and a worker opens one DB per table per partition it owns: sized down so
-        # memory stays bounded with many partitions per worker.
-        table = {"partitions": self.partitions, "key_type": bytes, "options": ROCKSDB_OPTIONS}
-        self.preferences = app.Table("preferences", **table)
+        # RocksDB: a worker opens one DB per table per partition it owns; all of them share one
+        # block cache and memtable budget (rocksdb_memory.py), so memory does not grow with the
+        # partitions owned or with the data.
+        table = {"partitions": self.partitions, "key_type": bytes, "options": ROCKSDB_OPTIONS,
+                 "beacon": app.beacon}
+        self.preferences = app.tables.add(SharedMemoryTable(app, name="preferences", **table))
+        self.preferences.use_memory(self.rocksdb_memory)
         # One record per user (dedupe memory, throttle windows, pending holds): a single changelog
         # write per change is atomic, so a crash can never keep the "seen" of an event but lose
         # the hold it went into.
@@ -189,7 +189,8 @@ class Pipeline:
         # for every event, and orjson does it several times faster than Faust's json codec.
         # Its changelog goes out through the librdkafka producer (changelog_table.py).
         self.users = app.tables.add(ProducerChangelogTable(
-            app, name="users", beacon=app.beacon, **table, value_type=bytes))
+            app, name="users", **table, value_type=bytes))
+        self.users.use_memory(self.rocksdb_memory)
         self.users.use_producer(self.deliveries)
 
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
@@ -455,17 +456,20 @@ class Pipeline:
         if state is None:
             raw = self.users.get_raw(partition, key)
             state = UserState.from_dict(orjson.loads(raw) if raw else None)
-            self.states.put(key, state)
+            self.states.put(key, state, len(raw) if raw else 0)
         return state
 
     def _save_state(self, partition: int, key: bytes, state: UserState) -> None:
         if state.is_empty():
+            self.states.resize(key, 0)
             if key in self.users:
                 del self.users[key]
             return
         data = state.to_dict()
         data["p"] = partition  # lets the due index be rebuilt per partition from a scan
-        self.users.set_raw(partition, key, orjson.dumps(data))
+        value = orjson.dumps(data)
+        self.states.resize(key, len(value))
+        self.users.set_raw(partition, key, value)
 
     # --- output -------------------------------------------------------------------------------
 
@@ -488,16 +492,24 @@ class Pipeline:
 
     # --- web ----------------------------------------------------------------------------------
 
+    def _memory_gauges(self) -> dict[str, float]:
+        rocksdb = self.rocksdb_memory.usage()
+        return {"state_cache_users": len(self.states),
+                "state_cache_estimated_bytes": self.states.estimated_bytes,
+                "rocksdb_cache_bytes": rocksdb["cache"],
+                "rocksdb_memtable_bytes": rocksdb["memtables"]}
+
     def _add_pages(self) -> None:
         @self.app.page("/metrics")
         async def metrics(view: Any, request: Any) -> Any:
-            return view.text(self.metrics.prometheus(), content_type="text/plain")
+            text = self.metrics.prometheus() + prometheus_gauges(self._memory_gauges())
+            return view.text(text, content_type="text/plain")
 
         @self.app.page("/counters")
         async def counters(view: Any, request: Any) -> Any:
             cache = {"users": len(self.states), "hits": self.states.hits,
-                     "misses": self.states.misses}
+                     "misses": self.states.misses, "estimated_bytes": self.states.estimated_bytes}
             return view.json({**self.metrics.as_dict(), "due_index_size": len(self.due),
-                              "state_cache": cache,
+                              "state_cache": cache, "rocksdb_memory": self.rocksdb_memory.usage(),
                               "clock_ms": self.clock.now_ms(),
                               "partitions": self._owned_partitions()})

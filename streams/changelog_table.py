@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import faust
 from faust.types import TP
 
 from .delivery_producer import DeliveryProducer
+from .rocksdb_memory import SharedMemoryTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class _Sent:
     message: _SentMessage
 
 
-class ProducerChangelogTable(faust.Table):
+class ProducerChangelogTable(SharedMemoryTable):
     """Keys and values must be bytes (raw serializers): they are written to Kafka as they are."""
 
     _producer: DeliveryProducer | None = None

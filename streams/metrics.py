@@ -48,3 +48,13 @@ class PipelineMetrics:
                 pairs = ",".join(f'{label}="{v}"' for label, v in zip(labels, tail, strict=False))
                 lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
         return "\n".join(lines) + "\n"
+
+
+def prometheus_gauges(gauges: dict[str, float]) -> str:
+    """Point-in-time values (memory in use, cache sizes) as ``notipipe_<name>`` gauges."""
+    lines: list[str] = []
+    for name, value in sorted(gauges.items()):
+        lines.append(f"# TYPE notipipe_{name} gauge")
+        lines.append(f"notipipe_{name} {value!r}" if isinstance(value, float) and not value.is_integer()
+                     else f"notipipe_{name} {int(value)}")
+    return "\n".join(lines) + "\n"

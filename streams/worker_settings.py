@@ -10,7 +10,9 @@
 | `NOTIPIPE_DATA_DIR` | `.cache/worker/<app id>-<web port>` | RocksDB state of this process |
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
 | `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
-| `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none); ~4× JSON size |
+| `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none)... |
+| `NOTIPIPE_STATE_CACHE_MB` | `128` | ...and at most about this much memory of them (4× their JSON) |
+| `NOTIPIPE_ROCKSDB_MEMORY_MB` | `256` | All RocksDB memory of the worker: block cache, index, memtables |
 | `NOTIPIPE_FETCH_MIN_BYTES` | `65536` | The broker answers a fetch once it has this many bytes... |
 | `NOTIPIPE_FETCH_MAX_WAIT_MS` | `25` | ...or after this long: that much latency, far fewer wake-ups |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
@@ -42,6 +44,8 @@ class WorkerSettings:
     session_timeout_s: float = 10.0
     batch_max: int = 500
     state_cache_users: int = 20_000
+    state_cache_mb: int = 128
+    rocksdb_memory_mb: int = 256
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 25
     clock_file: Path | None = None
@@ -67,6 +71,8 @@ class WorkerSettings:
         session = number("SESSION_TIMEOUT_S", "10", 6, 300, "seconds")
         batch_max = int(number("BATCH_MAX", "500", 1, 4000, "a whole number"))
         cache = int(number("STATE_CACHE_USERS", "20000", 0, 10_000_000, "a whole number"))
+        cache_mb = int(number("STATE_CACHE_MB", "128", 1, 1024**2, "a whole number"))
+        rocksdb_mb = int(number("ROCKSDB_MEMORY_MB", "256", 16, 1024**2, "a whole number"))
         fetch_min = int(number("FETCH_MIN_BYTES", "65536", 1, 50 * 1024**2, "a whole number"))
         fetch_wait = int(number("FETCH_MAX_WAIT_MS", "25", 1, 60_000, "a whole number"))
         level = get("LOG_LEVEL", "info").lower()
@@ -86,6 +92,8 @@ class WorkerSettings:
             session_timeout_s=session,
             batch_max=batch_max,
             state_cache_users=cache,
+            state_cache_mb=cache_mb,
+            rocksdb_memory_mb=rocksdb_mb,
             fetch_min_bytes=fetch_min,
             fetch_max_wait_ms=fetch_wait,
             clock_file=Path(clock) if clock else None,

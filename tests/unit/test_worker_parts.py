@@ -19,6 +19,7 @@ def test_worker_settings_defaults_and_overrides() -> None:
     default = WorkerSettings.from_env({})
     assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
     assert default.data_dir.name == "notipipe-router-6066" and default.state_cache_users == 20_000
+    assert (default.state_cache_mb, default.rocksdb_memory_mb) == (128, 256)
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
                                       "NOTIPIPE_CLOCK_FILE": "/tmp/c.json"})
     assert custom.data_dir.name == "r2-7000" and custom.clock_file == Path("/tmp/c.json")
@@ -28,7 +29,8 @@ def test_worker_settings_defaults_and_overrides() -> None:
     ("NOTIPIPE_WEB_PORT", "http"), ("NOTIPIPE_WEB_PORT", "80"), ("NOTIPIPE_WEB_PORT", "7000.5"),
     ("NOTIPIPE_TICK_INTERVAL_S", "0"), ("NOTIPIPE_SESSION_TIMEOUT_S", "1"),
     ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud"),
-    ("NOTIPIPE_STATE_CACHE_USERS", "-1"), ("NOTIPIPE_STATE_CACHE_USERS", "many")])
+    ("NOTIPIPE_STATE_CACHE_USERS", "-1"), ("NOTIPIPE_STATE_CACHE_USERS", "many"),
+    ("NOTIPIPE_STATE_CACHE_MB", "0"), ("NOTIPIPE_ROCKSDB_MEMORY_MB", "8")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         WorkerSettings.from_env({name: value})
@@ -70,19 +72,40 @@ def test_metrics_render_prometheus_counters_with_labels() -> None:
 def test_state_cache_keeps_the_most_recently_used_users_and_forgets_on_request() -> None:
     cache = StateCache(max_users=2)
     a, b, c = UserState("a"), UserState("b"), UserState("c")
-    cache.put(b"a", a)
-    cache.put(b"b", b)
+    cache.put(b"a", a, 10)
+    cache.put(b"b", b, 10)
     assert cache.get(b"a") is a  # a is now the most recently used: b goes first
-    cache.put(b"c", c)
+    cache.put(b"c", c, 10)
     assert cache.get(b"b") is None and cache.get(b"a") is a and cache.get(b"c") is c
     assert (cache.hits, cache.misses) == (3, 1)
     cache.discard([b"a", b"unknown"])
     assert cache.get(b"a") is None and len(cache) == 1
     cache.clear()
-    assert len(cache) == 0
+    assert len(cache) == 0 and cache.estimated_bytes == 0
 
 
 def test_state_cache_of_size_zero_keeps_nothing() -> None:
     cache = StateCache(max_users=0)
-    cache.put(b"a", UserState("a"))
+    cache.put(b"a", UserState("a"), 10)
     assert cache.get(b"a") is None and len(cache) == 0
+
+
+def test_state_cache_bounds_the_estimated_memory_of_growing_states() -> None:
+    # 4 bytes of objects per byte of JSON: 1,000 bytes of budget hold 250 bytes of JSON.
+    cache = StateCache(max_users=100, max_bytes=1000)
+    for name in (b"a", b"b", b"c"):
+        cache.put(name, UserState(name.decode()), 80)
+    assert len(cache) == 3 and cache.estimated_bytes == 960
+    cache.get(b"a")  # b is now the least recently used
+    cache.resize(b"c", 120)  # c grew with its batch: b must make room
+    assert cache.get(b"b") is None and len(cache) == 2 and cache.estimated_bytes == 800
+    cache.resize(b"a", 10)  # shrinking evicts nothing
+    assert len(cache) == 2 and cache.estimated_bytes == 520
+    cache.resize(b"gone", 5000)  # not cached: nothing to charge
+    assert cache.estimated_bytes == 520
+    cache.put(b"huge", UserState("huge"), 300)  # over the whole budget: not kept, evicts nothing
+    assert cache.get(b"huge") is None and len(cache) == 2 and cache.estimated_bytes == 520
+    cache.resize(b"c", 260)  # a cached state that outgrew the whole budget is dropped
+    assert cache.get(b"c") is None and cache.estimated_bytes == 40
+    cache.discard([b"a"])
+    assert len(cache) == 0 and cache.estimated_bytes == 0
