@@ -10,6 +10,7 @@ stored one (a failed batch, a flush whose digests the broker did not take, a reb
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from .routing.state import UserState
@@ -32,7 +33,10 @@ class StateCache:
         self.max_users = max_users
         self.max_bytes = max_bytes
         self._max_json = max_bytes // OBJECT_BYTES_PER_JSON_BYTE if max_bytes > 0 else 0
-        self._states: dict[bytes, UserState] = {}  # least recently used first
+        # Least recently used first. An OrderedDict, not a dict: evicting from the front of a
+        # dict leaves holes that every later ``next(iter())`` walks over (measured: 9-12 µs per
+        # miss at 20,000 users, against ~1 µs).
+        self._states: OrderedDict[bytes, UserState] = OrderedDict()
         self._json_sizes: dict[bytes, int] = {}
         self._json_bytes = 0
         self.hits = 0
@@ -46,11 +50,11 @@ class StateCache:
         return self._json_bytes * OBJECT_BYTES_PER_JSON_BYTE
 
     def get(self, key: bytes) -> UserState | None:
-        state = self._states.pop(key, None)
+        state = self._states.get(key)
         if state is None:
             self.misses += 1
             return None
-        self._states[key] = state  # now the most recently used
+        self._states.move_to_end(key)  # now the most recently used
         self.hits += 1
         return state
 
@@ -97,4 +101,5 @@ class StateCache:
     def _evict(self) -> None:
         max_json = self._max_json
         while len(self._states) > self.max_users or (max_json and self._json_bytes > max_json):
-            self._forget(next(iter(self._states)))
+            key, _ = self._states.popitem(last=False)
+            self._json_bytes -= self._json_sizes.pop(key)
