@@ -255,9 +255,20 @@ def test_malformed_event_goes_to_the_dlq_and_the_rest_are_delivered(worker, clie
     assert headers["notipipe.error.reason"] == b"undecodable"
 
 
-def test_worker_metrics_are_exposed_for_prometheus(worker) -> None:
+def test_worker_metrics_are_exposed_for_prometheus(worker, client, watcher) -> None:
     import urllib.request
 
+    u = user()  # one routed event: counters, a cached state and RocksDB data exist
+    client.send(user_id=u, category="billing", title="t", body="b", channels=["in_app"])
+    client.flush()
+    watcher.wait_for_user(u, 1)
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'notipipe_delivered_total{channel="in_app",kind="single"}' in text
+    gauges = dict(line.split(" ") for line in text.splitlines()
+                  if line.startswith(("notipipe_rocksdb_", "notipipe_state_cache_")))
+    # RocksDB holds that user's state, inside the worker's one shared budget (256 MB, soft).
+    assert 0 < int(gauges["notipipe_rocksdb_cache_bytes"]) < 2 * 256 * 1024**2
+    assert int(gauges["notipipe_state_cache_users"]) >= 1
+    assert "notipipe_rocksdb_memtable_bytes" in gauges
+    assert "notipipe_state_cache_estimated_bytes" in gauges
