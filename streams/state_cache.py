@@ -31,11 +31,10 @@ class StateCache:
 
     def __init__(self, max_users: int, max_bytes: int = 0) -> None:
         self.max_users = max_users
-        self.max_bytes = max_bytes
         self._max_json = max_bytes // OBJECT_BYTES_PER_JSON_BYTE if max_bytes > 0 else 0
         # Least recently used first. An OrderedDict, not a dict: evicting from the front of a
-        # dict leaves holes that every later ``next(iter())`` walks over (measured: 9-12 µs per
-        # miss at 20,000 users, against ~1 µs).
+        # dict leaves holes that every later ``next(iter())`` walks over (a micro-benchmark, 20,000
+        # of 100,000 users: 8.6-11.7 µs per operation, against 1.1-1.3 µs).
         self._states: OrderedDict[bytes, UserState] = OrderedDict()
         self._json_sizes: dict[bytes, int] = {}
         self._json_bytes = 0
