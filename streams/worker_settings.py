@@ -11,7 +11,7 @@
 | `NOTIPIPE_TICK_INTERVAL_S` | `1.0` | How often due holds are looked for |
 | `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
 | `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none)... |
-| `NOTIPIPE_STATE_CACHE_MB` | `128` | ...and at most about this much memory of them (4× their JSON) |
+| `NOTIPIPE_STATE_CACHE_MB` | `128` | ...and at most about this much memory of them (~3× their JSON) |
 | `NOTIPIPE_ROCKSDB_MEMORY_MB` | `256` | All RocksDB memory of the worker: block cache, index, memtables |
 | `NOTIPIPE_FETCH_MIN_BYTES` | `65536` | The broker answers a fetch once it has this many bytes... |
 | `NOTIPIPE_FETCH_MAX_WAIT_MS` | `25` | ...or after this long: that much latency, far fewer wake-ups |

@@ -9,46 +9,36 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .seen import NO_POSITION, SeenEntry, SeenLog
+
 Position = tuple[int, int]  # (source_partition, source_offset)
 Verdict = Literal["new", "duplicate", "replay"]
 
-NO_POSITION = -1
 
-
-def prune_seen(seen: dict[str, list[int]], cutoff_ms: int) -> bool:
-    """Forget entries seen before ``cutoff_ms``. Returns whether anything was removed.
-
-    ``seen`` is in processing order, so only the old head is scanned: O(removed), not O(size).
-    """
-    stale = []
-    for event_id, entry in seen.items():
-        if entry[2] >= cutoff_ms:
-            break
-        stale.append(event_id)
-    for event_id in stale:
-        del seen[event_id]
-    return bool(stale)
+def prune_seen(seen: SeenLog, cutoff_ms: int) -> bool:
+    """Forget entries seen before ``cutoff_ms``. Returns whether anything was removed."""
+    return seen.prune(cutoff_ms)
 
 
 def check(
-    seen: dict[str, list[int]], event_id: str, position: Position | None, cutoff_ms: int
-) -> tuple[Verdict, list[int] | None]:
-    """Classify an event; for a replay also return its entry (holding the original seen_at)."""
+    seen: SeenLog, event_id: str, position: Position | None, cutoff_ms: int
+) -> tuple[Verdict, SeenEntry | None]:
+    """Classify an event and return its entry if one is remembered (for a replay it holds the
+    original seen_at; for a "new" event it is an expired one, or None)."""
     entry = seen.get(event_id)
     # The age test covers entries the head-only prune could not reach (clock skew).
-    if entry is None or entry[2] < cutoff_ms:
-        return "new", None
-    if position is not None and entry[0] == position[0] and entry[1] == position[1]:
+    if entry is None or entry.seen_at_ms < cutoff_ms:
+        return "new", entry
+    if position is not None and entry.partition == position[0] and entry.offset == position[1]:
         return "replay", entry
     return "duplicate", entry
 
 
 def remember(
-    seen: dict[str, list[int]], event_id: str, position: Position | None, now_ms: int
+    seen: SeenLog, event_id: str, position: Position | None, now_ms: int,
+    *, known_absent: bool = False,
 ) -> None:
-    if event_id in seen:
-        del seen[event_id]  # an expired entry: re-append to keep processing order
-    if position is None:
-        seen[event_id] = [NO_POSITION, NO_POSITION, now_ms]
-    else:
-        seen[event_id] = [position[0], position[1], now_ms]
+    """Remember the event as the newest entry, replacing an expired one. ``known_absent``: the
+    caller's ``check`` just found no entry, so the log is not searched again."""
+    partition, offset = position if position is not None else (NO_POSITION, NO_POSITION)
+    seen.remember(event_id, partition, offset, now_ms, maybe_present=not known_absent)

@@ -92,9 +92,9 @@ def route(
     replay = verdict == "replay"
     if replay:
         counters[REPLAYED] += 1
-        now_ms = entry[2]  # decide as the first pass did, so outputs are identical
+        now_ms = entry.seen_at_ms  # decide as the first pass did, so outputs are identical
     else:
-        dedupe.remember(state.seen, event.event_id, position, now_ms)
+        dedupe.remember(state.seen, event.event_id, position, now_ms, known_absent=entry is None)
         result.changed = True
 
     if event.expires_at is not None and event.expires_at <= now_ms:

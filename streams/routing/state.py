@@ -5,7 +5,7 @@ event ids, the throttle counts and the holds live in the same value they are wri
 which is what makes replays after a crash detectable and idempotent (see ``router``).
 
 ``to_dict`` is JSON-serialisable and compact (empty parts omitted, tuples as lists). It shares the
-``seen`` dict and id lists with the live state instead of copying them: serialise it, don't keep it.
+id lists with the live state instead of copying them: serialise it, don't keep it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Channel, DigestItem, Priority
+from .seen import SeenLog
 
-STATE_VERSION = 1
+# 2: seen ids as one string (seen.py); 1 had a dict of [partition, offset, seen_at] lists and is
+# still read, so a worker upgraded over an existing table carries on.
+STATE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
 # Why a hold exists; each maps to the Delivery.reason used when it is flushed.
 HOLD_DIGEST = "digest"
@@ -106,8 +110,7 @@ class ThrottleWindow:
 @dataclass(slots=True)
 class UserState:
     user_id: str = ""
-    # event_id -> [source_partition, source_offset, seen_at_ms], in processing order
-    seen: dict[str, list[int]] = field(default_factory=dict)
+    seen: SeenLog = field(default_factory=SeenLog)  # dedupe memory, in processing order
     throttle: dict[Channel, ThrottleWindow] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
 
@@ -118,7 +121,7 @@ class UserState:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"v": STATE_VERSION, "user_id": self.user_id}
         if self.seen:
-            d["seen"] = self.seen
+            d["seen"] = self.seen.text
         if self.throttle:
             d["throttle"] = {
                 ch.key: [w.window_start_ms, w.sent_event_ids] for ch, w in self.throttle.items()
@@ -133,11 +136,12 @@ class UserState:
         if not d:
             return cls()
         version = d.get("v", STATE_VERSION)
-        if version != STATE_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported UserState version {version!r}")
+        seen = d.get("seen")
         return cls(
             user_id=d.get("user_id", ""),
-            seen=d.get("seen") or {},
+            seen=SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
             throttle={
                 Channel.parse(k): ThrottleWindow(v[0], v[1])
                 for k, v in (d.get("throttle") or {}).items()

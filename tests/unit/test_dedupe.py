@@ -83,7 +83,7 @@ def test_seen_is_forgotten_after_the_retention_window():
     assert go(event("e1"), P, state, T0 + HOUR - 1, (0, 2), settings).deliveries == []
     later = go(event("e1"), P, state, T0 + HOUR + 1, (0, 3), settings)
     assert kinds(later) == [("email", "SINGLE", "immediate")]
-    assert state.seen["e1"][:2] == [0, 3]
+    assert state.seen.get("e1")[:2] == (0, 3)
 
 
 def test_old_seen_entries_are_pruned():
@@ -92,7 +92,7 @@ def test_old_seen_entries_are_pruned():
     for i in range(3):
         go(event(f"old{i}"), P, state, T0 + i, (0, i), settings)
     go(event("new"), P, state, T0 + 2 * HOUR, (0, 9), settings)
-    assert list(state.seen) == ["new"]
+    assert state.seen.ids() == ["new"]
 
 
 def test_an_expired_entry_out_of_order_is_not_a_duplicate():
@@ -100,8 +100,8 @@ def test_an_expired_entry_out_of_order_is_not_a_duplicate():
     # prune may leave an expired entry behind a fresh one; its age must still count.
     settings = RouterSettings(dedupe_retention_ms=HOUR)
     state = UserState()
-    state.seen["fresh"] = [0, 1, T0 + 2 * HOUR]
-    state.seen["stale"] = [0, 2, T0]
+    state.seen.remember("fresh", 0, 1, T0 + 2 * HOUR)
+    state.seen.remember("stale", 0, 2, T0)
     result = go(event("stale"), P, state, T0 + 2 * HOUR, (0, 3), settings)
     assert kinds(result) == [("email", "SINGLE", "immediate")]
-    assert list(state.seen) == ["fresh", "stale"] and state.seen["stale"][1] == 3
+    assert state.seen.ids() == ["fresh", "stale"] and state.seen.get("stale").offset == 3

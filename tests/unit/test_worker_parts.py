@@ -11,7 +11,7 @@ from streams.due_index import DueIndex
 from streams.metrics import PipelineMetrics
 from streams.routing.state import UserState
 from streams.settings import ConfigError
-from streams.state_cache import StateCache
+from streams.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
 from streams.worker_settings import WorkerSettings
 
 
@@ -91,21 +91,21 @@ def test_state_cache_of_size_zero_keeps_nothing() -> None:
 
 
 def test_state_cache_bounds_the_estimated_memory_of_growing_states() -> None:
-    # 4 bytes of objects per byte of JSON: 1,000 bytes of budget hold 250 bytes of JSON.
-    cache = StateCache(max_users=100, max_bytes=1000)
+    f = OBJECT_BYTES_PER_JSON_BYTE  # a budget of 250 × f bytes holds 250 bytes of JSON
+    cache = StateCache(max_users=100, max_bytes=250 * f)
     for name in (b"a", b"b", b"c"):
         cache.put(name, UserState(name.decode()), 80)
-    assert len(cache) == 3 and cache.estimated_bytes == 960
+    assert len(cache) == 3 and cache.estimated_bytes == 240 * f
     cache.get(b"a")  # b is now the least recently used
     cache.resize(b"c", 120)  # c grew with its batch: b must make room
-    assert cache.get(b"b") is None and len(cache) == 2 and cache.estimated_bytes == 800
+    assert cache.get(b"b") is None and len(cache) == 2 and cache.estimated_bytes == 200 * f
     cache.resize(b"a", 10)  # shrinking evicts nothing
-    assert len(cache) == 2 and cache.estimated_bytes == 520
+    assert len(cache) == 2 and cache.estimated_bytes == 130 * f
     cache.resize(b"gone", 5000)  # not cached: nothing to charge
-    assert cache.estimated_bytes == 520
+    assert cache.estimated_bytes == 130 * f
     cache.put(b"huge", UserState("huge"), 300)  # over the whole budget: not kept, evicts nothing
-    assert cache.get(b"huge") is None and len(cache) == 2 and cache.estimated_bytes == 520
+    assert cache.get(b"huge") is None and len(cache) == 2 and cache.estimated_bytes == 130 * f
     cache.resize(b"c", 260)  # a cached state that outgrew the whole budget is dropped
-    assert cache.get(b"c") is None and cache.estimated_bytes == 40
+    assert cache.get(b"c") is None and cache.estimated_bytes == 10 * f
     cache.discard([b"a"])
     assert len(cache) == 0 and cache.estimated_bytes == 0
