@@ -70,18 +70,6 @@ def create_pipeline(stack: StackSettings, prefix: str, partitions: int) -> Topic
     return topics
 
 
-def delete_topics_containing(stack: StackSettings, marker: str) -> list[str]:
-    """Delete every topic whose name contains ``marker`` (the run's prefix: pipeline topics,
-    changelogs and internal topics of the system under test all carry it)."""
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    names = [t for t in admin.list_topics(timeout=15).topics if marker in t]
-    if names:
-        for future in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):  # best effort cleanup
-                future.result(60)
-    return names
-
-
 class OffsetProbe:
     """End offsets of topics and committed offsets of a consumer group: lag as tools see it."""
 

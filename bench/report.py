@@ -87,7 +87,17 @@ def machine(stack: StackSettings) -> dict:
         "quixstreams": _quix_version(),
         "loadavg_at_start": [round(x, 2) for x in load],
         "calibration_us_at_start": calibration_us(),
+        "broker_topics_at_start": _broker_topics(stack),
     }
+
+
+def _broker_topics(stack: StackSettings) -> dict[str, int]:
+    """Every client's metadata refresh (and the worker's garbage collection) grows with the topics
+    the broker holds; a stack with thousands left over from earlier runs runs the systems slower."""
+    from confluent_kafka.admin import AdminClient
+
+    topics = AdminClient({"bootstrap.servers": stack.bootstrap_servers}).list_topics(timeout=15).topics
+    return {"topics": len(topics), "partitions": sum(len(t.partitions) for t in topics.values())}
 
 
 def describe_machine(m: dict) -> str:
@@ -96,7 +106,9 @@ def describe_machine(m: dict) -> str:
         f"software: Python {m['python']}, {m['kafka_broker']}, confluent-kafka {m['confluent_kafka']}, "
         f"faust-streaming {m['faust_streaming']}, aiokafka {m['aiokafka']}, quixstreams+its confluent-kafka "
         f"{m['quixstreams']}\nload average at start: {m['loadavg_at_start']}; "
-        f"speed check sum(range(1000)): {m['calibration_us_at_start']} us (lower = faster core)"
+        f"speed check sum(range(1000)): {m['calibration_us_at_start']} us (lower = faster core)\n"
+        f"broker at start: {m['broker_topics_at_start']['topics']} topics, "
+        f"{m['broker_topics_at_start']['partitions']} partitions"
     )
 
 

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import shutil
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stack.process import read_pid
 from stack.settings import StackSettings
+from stack.topics_setup import delete_topics_containing
 from streams.avro_codec import AvroCodec, wire_header
 from streams.model import Event
 from streams.routing.router import route
@@ -46,7 +48,7 @@ from . import kafka_io
 from .core import measure_core
 from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend, Topics
 from .profile import Profiler
-from .stats import Schedule, Segment, latency_summary, sustained_rate
+from .stats import Schedule, Segment, latency_by_window, latency_summary, sustained_rate
 from .systems import SYSTEMS, Running, System, machine_cpu_s, proc_cpu_s
 from .workload import EventStream, WorkloadSpec, preferences_for
 
@@ -430,6 +432,12 @@ class SystemBench:
             f"p50 {_m(lat['p50'])} p99 {_m(lat['p99'])} max {_m(lat['max'])} ms  lag≤{result.peak_lag}  "
             f"cpu {result.sut_cpu_s:.1f}s{'' if result.caught_up else '  NOT CAUGHT UP'}"
         )
+        by_second = result.extra.get("latency_by_second")
+        if by_second:
+            worst = sorted(by_second, key=lambda w: -w["max"])[:3]
+            cfg.log("            slowest seconds (from phase start): " + ", ".join(
+                f"+{w['start_s']:.0f}s max {_m(w['max'])} p50 {_m(w['p50'])}" for w in worst)
+                + f"; median second's max {_m(statistics.median(w['max'] for w in by_second))} ms")
         if not self.running.alive():
             raise RuntimeError("a process of the system under test exited")
         return result
@@ -447,6 +455,7 @@ class SystemBench:
         prefix = f"{name}:"
         sent = sender.sent_ms
         latencies: list[float] = []
+        sent_and_latency: list[tuple[float, float]] = []
         done: list[int] = []
         spike_lat: list[float] = []
         spike_done: list[int] = []
@@ -464,6 +473,7 @@ class SystemBench:
             seq = int(eid[len(prefix) :])
             lat = rec.append_ms - sent[seq]
             latencies.append(lat)
+            sent_and_latency.append((sent[seq], lat))
             done.append(rec.append_ms)
             first_done, last_done = min(first_done, rec.append_ms), max(last_done, rec.append_ms)
             if spike_start is not None and spike_start <= sent[seq] < spike_end:
@@ -500,6 +510,10 @@ class SystemBench:
         if kind in ("max", "max_repeat", "profile") and math.isfinite(last_done):
             result.extra["overall_events_per_s"] = events / max(1e-3, (last_done - sender.started_ms) / 1000)
             result.extra["produce_s"] = (sender.finished_ms - sender.started_ms) / 1000
+        if kind in ("rate", "spike"):
+            # Wall-clock start: lets a slow second be matched with the worker's log.
+            result.extra["started_at_ms"] = sender.started_ms
+            result.extra["latency_by_second"] = latency_by_window(sent_and_latency, sender.started_ms)
         if spike_start is not None and schedule is not None:
             result.extra.update(
                 {
@@ -571,7 +585,7 @@ class SystemBench:
             if obj is not None:
                 with contextlib.suppress(Exception):
                     obj.close()
-        kafka_io.delete_topics_containing(self.stack, self.prefix.rstrip("."))
+        delete_topics_containing(self.stack, self.prefix.rstrip("."))
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 

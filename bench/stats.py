@@ -47,6 +47,22 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float | int]:
     }
 
 
+def latency_by_window(
+    sent_and_latency_ms: Sequence[tuple[float, float]], start_ms: float, window_ms: float = 1000.0
+) -> list[dict[str, float | int]]:
+    """Latency per window of send time (``start_s`` from ``start_ms``), for windows with samples.
+
+    A p99 made by a few stalls (a pause, a commit, a flush) shows as one or two windows with a
+    high max among quiet ones; a p99 made by steady queueing shows in every window."""
+    buckets: dict[int, list[float]] = {}
+    for sent_ms, latency in sent_and_latency_ms:
+        buckets.setdefault(int((sent_ms - start_ms) // window_ms), []).append(latency)
+    return [
+        {"start_s": index * window_ms / 1000, **latency_summary(values)}
+        for index, values in sorted(buckets.items())
+    ]
+
+
 @dataclass(frozen=True)
 class Segment:
     duration_s: float

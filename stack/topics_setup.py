@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from stack.settings import StackSettings
@@ -43,3 +45,16 @@ def ensure_topics(settings: StackSettings, echo=print) -> list[str]:
             future.result(timeout=30)
             changed.append(f"grew {name} to {settings.partitions} partitions")
     return changed
+
+
+def delete_topics_containing(stack: StackSettings, marker: str) -> list[str]:
+    """Delete every topic whose name contains ``marker``: a prefix of a benchmark run or a test
+    pipeline names its pipeline topics, and the worker's changelog and ticks topics too (the
+    app id carries it). Left behind, they grow the metadata every client refreshes."""
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    names = [t for t in admin.list_topics(timeout=15).topics if marker in t]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):  # best effort cleanup
+                future.result(60)
+    return names

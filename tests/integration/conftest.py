@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stack.settings import StackSettings
+from stack.topics_setup import delete_topics_containing
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,7 +59,11 @@ def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFacto
     from tests.integration.pipeline import make_pipeline_env
 
     router_env = getattr(request.module, "ROUTER_ENV", {})
-    return make_pipeline_env(settings, tmp_path_factory.mktemp("pipeline"), router_env)
+    env = make_pipeline_env(settings, tmp_path_factory.mktemp("pipeline"), router_env)
+    yield env
+    # Its topics, changelogs and ticks topic: a developer's stack would otherwise collect
+    # thousands, and every client's metadata refresh (and garbage collection) grows with them.
+    delete_topics_containing(settings, env.prefix.rstrip("."))
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from bench.profile import category, parse_frame, summarize_collapsed
-from bench.stats import Schedule, Segment, latency_summary, percentile, sustained_rate
+from bench.stats import Schedule, Segment, latency_by_window, latency_summary, percentile, sustained_rate
 from bench.workload import EventStream, WorkloadSpec, parse_mix
 
 
@@ -142,3 +142,14 @@ def test_the_tables_use_the_median_burst_and_of_two_the_slower():
     assert run.max_rate == 3000.0  # a burst without a rate does not count
     run.phases = []
     assert math.isnan(run.max_rate) and run.median_burst() is None
+
+
+def test_latency_by_window_shows_which_second_a_stall_hit() -> None:
+    start = 1_000_000.0
+    # Steady 10 ms latency for three seconds, one 250 ms stall in the second one.
+    samples = [(start + t, 10.0) for t in range(0, 3000, 50)] + [(start + 1500, 250.0)]
+    windows = latency_by_window(samples, start)
+    assert [w["start_s"] for w in windows] == [0.0, 1.0, 2.0]
+    assert [w["max"] for w in windows] == [10.0, 250.0, 10.0]
+    assert [w["count"] for w in windows] == [20, 21, 20]
+    assert latency_by_window([], start) == []
