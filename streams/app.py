@@ -5,7 +5,7 @@ Topology (all keyed by user_id and co-partitioned, so every table read is local)
     notifications.preferences ─► preferences agent ─► table `preferences`
     notifications.events ──────► router agent ─► deliveries.<channel> / dlq
                                       │  table `users`: dedupe memory, throttle windows, holds
-    <app id>-ticks ◄── timer (each worker, its own partitions)
+    <app id>-ticks ◄── timer (each worker, its own partitions in turn)
           └──────────► tick agent ─► due holds ─► deliveries.<channel>
 
 Events are routed in batches of what is already queued, acked after routing. Deliveries and the
@@ -55,6 +55,7 @@ from .routing.validation import (
 from .schemas import load_schema, subject_for
 from .settings import RouterSettings
 from .state_cache import StateCache
+from .tick_rotation import TickRotation
 from .topics import CHANNELS, deliveries_topic
 from .worker_settings import WorkerSettings
 
@@ -196,7 +197,8 @@ class Pipeline:
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
         app.agent(self.events_topic, name="router")(self._router_agent)
         app.agent(self.ticks_topic, name="ticks")(self._tick_agent)
-        app.timer(interval=ws.tick_interval_s)(self._send_ticks)
+        self._tick_rotation = TickRotation()
+        app.timer(interval=ws.tick_interval_s / self.partitions)(self._send_tick)
         self._add_pages()
         self.deliveries.attach_to_commits(app.producer)
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -246,8 +248,9 @@ class Pipeline:
         async for event in stream.events():
             await self._flush_partition(event.message.partition)
 
-    async def _send_ticks(self) -> None:
-        for partition in self._owned_partitions():
+    async def _send_tick(self) -> None:
+        partition = self._tick_rotation.next(self._owned_partitions())
+        if partition is not None:
             await self.ticks_topic.send(partition=partition, key=None, value=b"")
 
     def _owned_partitions(self) -> list[int]:

@@ -12,6 +12,7 @@ from streams.metrics import PipelineMetrics
 from streams.routing.state import UserState
 from streams.settings import ConfigError
 from streams.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
+from streams.tick_rotation import TickRotation
 from streams.worker_settings import WorkerSettings
 
 
@@ -109,3 +110,12 @@ def test_state_cache_bounds_the_estimated_memory_of_growing_states() -> None:
     assert cache.get(b"c") is None and cache.estimated_bytes == 10 * f
     cache.discard([b"a"])
     assert len(cache) == 0 and cache.estimated_bytes == 0
+
+
+def test_ticks_go_to_the_owned_partitions_in_turn() -> None:
+    rotation = TickRotation()
+    assert [rotation.next([0, 1, 2, 3]) for _ in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert rotation.next([]) is None  # nothing owned during a rebalance
+    # After a rebalance the turn carries on over whatever is owned now, every one in turn.
+    ticked = [rotation.next([1, 3]) for _ in range(4)]
+    assert sorted(ticked) == [1, 1, 3, 3] and ticked[0] != ticked[1]
