@@ -197,7 +197,7 @@ class Pipeline:
         app.agent(self.prefs_topic, name="preferences")(self._preferences_agent)
         app.agent(self.events_topic, name="router")(self._router_agent)
         app.agent(self.ticks_topic, name="ticks")(self._tick_agent)
-        self._tick_rotation = TickRotation()
+        self._tick_rotation = TickRotation(self.partitions)
         app.timer(interval=ws.tick_interval_s / self.partitions)(self._send_tick)
         self._add_pages()
         self.deliveries.attach_to_commits(app.producer)

@@ -113,9 +113,13 @@ def test_state_cache_bounds_the_estimated_memory_of_growing_states() -> None:
 
 
 def test_ticks_go_to_the_owned_partitions_in_turn() -> None:
-    rotation = TickRotation()
+    rotation = TickRotation(partitions=4)  # the timer fires 4 times per tick interval
     assert [rotation.next([0, 1, 2, 3]) for _ in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert rotation.next([]) is None  # nothing owned during a rebalance
-    # After a rebalance the turn carries on over whatever is owned now, every one in turn.
-    ticked = [rotation.next([1, 3]) for _ in range(4)]
-    assert sorted(ticked) == [1, 1, 3, 3] and ticked[0] != ticked[1]
+
+
+def test_a_worker_owning_some_partitions_ticks_each_once_per_interval() -> None:
+    rotation = TickRotation(partitions=4)
+    ticked = [rotation.next([1, 3]) for _ in range(8)]  # two intervals' firings
+    assert [p for p in ticked if p is not None] == [1, 3, 1, 3]
+    assert ticked.count(None) == 4  # every other firing: spread, not two at once
