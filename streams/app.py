@@ -449,9 +449,11 @@ class Pipeline:
         routing. The preferences agent and every rebalance invalidate the cache."""
         record = self.preferences.get(key)
         prefs = decode_preferences(record) if record else None
-        if len(self._prefs_cache) >= 200_000:
-            self._prefs_cache.clear()
-        self._prefs_cache[key] = prefs
+        limit = self.ws.prefs_cache_users
+        if limit:
+            if len(self._prefs_cache) >= limit:
+                self._prefs_cache.clear()  # crude, but O(1) per event and bounded
+            self._prefs_cache[key] = prefs
         return prefs
 
     def _load_state(self, partition: int, key: bytes) -> UserState:

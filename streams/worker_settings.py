@@ -12,6 +12,7 @@
 | `NOTIPIPE_BATCH_MAX` | `500` | Most events routed together (what is already waiting, up to this) |
 | `NOTIPIPE_STATE_CACHE_USERS` | `20000` | Decoded user states kept between batches (0: none)... |
 | `NOTIPIPE_STATE_CACHE_MB` | `128` | ...and at most about this much memory of them (~3× their JSON) |
+| `NOTIPIPE_PREFS_CACHE_USERS` | `200000` | Decoded preferences kept (~1 KB, ~6 GC objects each; 0: none) |
 | `NOTIPIPE_ROCKSDB_MEMORY_MB` | `256` | All RocksDB memory of the worker: block cache, index, memtables |
 | `NOTIPIPE_FETCH_MIN_BYTES` | `65536` | The broker answers a fetch once it has this many bytes... |
 | `NOTIPIPE_FETCH_MAX_WAIT_MS` | `25` | ...or after this long: that much latency, far fewer wake-ups |
@@ -45,6 +46,7 @@ class WorkerSettings:
     batch_max: int = 500
     state_cache_users: int = 20_000
     state_cache_mb: int = 128
+    prefs_cache_users: int = 200_000
     rocksdb_memory_mb: int = 256
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 25
@@ -72,6 +74,7 @@ class WorkerSettings:
         batch_max = int(number("BATCH_MAX", "500", 1, 4000, "a whole number"))
         cache = int(number("STATE_CACHE_USERS", "20000", 0, 10_000_000, "a whole number"))
         cache_mb = int(number("STATE_CACHE_MB", "128", 1, 1024**2, "a whole number"))
+        prefs_cache = int(number("PREFS_CACHE_USERS", "200000", 0, 10_000_000, "a whole number"))
         rocksdb_mb = int(number("ROCKSDB_MEMORY_MB", "256", 16, 1024**2, "a whole number"))
         fetch_min = int(number("FETCH_MIN_BYTES", "65536", 1, 50 * 1024**2, "a whole number"))
         fetch_wait = int(number("FETCH_MAX_WAIT_MS", "25", 1, 60_000, "a whole number"))
@@ -93,6 +96,7 @@ class WorkerSettings:
             batch_max=batch_max,
             state_cache_users=cache,
             state_cache_mb=cache_mb,
+            prefs_cache_users=prefs_cache,
             rocksdb_memory_mb=rocksdb_mb,
             fetch_min_bytes=fetch_min,
             fetch_max_wait_ms=fetch_wait,

@@ -21,9 +21,12 @@ def test_worker_settings_defaults_and_overrides() -> None:
     assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
     assert default.data_dir.name == "notipipe-router-6066" and default.state_cache_users == 20_000
     assert (default.state_cache_mb, default.rocksdb_memory_mb) == (128, 256)
+    assert default.prefs_cache_users == 200_000
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
-                                      "NOTIPIPE_CLOCK_FILE": "/tmp/c.json"})
+                                      "NOTIPIPE_CLOCK_FILE": "/tmp/c.json",
+                                      "NOTIPIPE_PREFS_CACHE_USERS": "0"})
     assert custom.data_dir.name == "r2-7000" and custom.clock_file == Path("/tmp/c.json")
+    assert custom.prefs_cache_users == 0
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -31,7 +34,8 @@ def test_worker_settings_defaults_and_overrides() -> None:
     ("NOTIPIPE_TICK_INTERVAL_S", "0"), ("NOTIPIPE_SESSION_TIMEOUT_S", "1"),
     ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud"),
     ("NOTIPIPE_STATE_CACHE_USERS", "-1"), ("NOTIPIPE_STATE_CACHE_USERS", "many"),
-    ("NOTIPIPE_STATE_CACHE_MB", "0"), ("NOTIPIPE_ROCKSDB_MEMORY_MB", "8")])
+    ("NOTIPIPE_STATE_CACHE_MB", "0"), ("NOTIPIPE_ROCKSDB_MEMORY_MB", "8"),
+    ("NOTIPIPE_PREFS_CACHE_USERS", "-5"), ("NOTIPIPE_PREFS_CACHE_USERS", "1e9")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         WorkerSettings.from_env({name: value})
