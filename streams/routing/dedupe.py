@@ -15,11 +15,6 @@ Position = tuple[int, int]  # (source_partition, source_offset)
 Verdict = Literal["new", "duplicate", "replay"]
 
 
-def prune_seen(seen: SeenLog, cutoff_ms: int) -> bool:
-    """Forget entries seen before ``cutoff_ms``. Returns whether anything was removed."""
-    return seen.prune(cutoff_ms)
-
-
 def check(
     seen: SeenLog, event_id: str, position: Position | None, cutoff_ms: int
 ) -> tuple[Verdict, SeenEntry | None]:
@@ -41,4 +36,4 @@ def remember(
     """Remember the event as the newest entry, replacing an expired one. ``known_absent``: the
     caller's ``check`` just found no entry, so the log is not searched again."""
     partition, offset = position if position is not None else (NO_POSITION, NO_POSITION)
-    seen.remember(event_id, partition, offset, now_ms, maybe_present=not known_absent)
+    seen.remember(event_id, partition, offset, now_ms, known_absent=known_absent)

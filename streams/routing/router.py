@@ -82,7 +82,7 @@ def route(
     if not state.user_id:
         state.user_id = event.user_id
     cutoff = now_ms - settings.dedupe_retention_ms
-    result.changed = dedupe.prune_seen(state.seen, cutoff)
+    result.changed = state.seen.prune(cutoff)
     result.changed |= throttle.prune_windows(state.throttle, now_ms, settings.throttle_window_ms)
 
     verdict, entry = dedupe.check(state.seen, event.event_id, position, cutoff)

@@ -33,6 +33,11 @@ def _escape(event_id: str) -> str:
     return event_id
 
 
+def _needle(escaped_id: str) -> str:
+    """What only the start of that id's entry matches."""
+    return f" {escaped_id},"
+
+
 def _parse(entry: str) -> SeenEntry:
     """``entry`` is one entry without its leading space and id: ``"<p>,<o>,<t>"``."""
     partition, offset, seen_at = entry.split(",")
@@ -61,7 +66,7 @@ class SeenLog:
 
     def get(self, event_id: str) -> SeenEntry | None:
         text = self.text
-        needle = f" {_escape(event_id)},"
+        needle = _needle(_escape(event_id))
         start = text.find(needle)
         if start < 0:
             return None
@@ -70,12 +75,12 @@ class SeenLog:
         return _parse(text[start:end] if end >= 0 else text[start:])
 
     def remember(self, event_id: str, partition: int, offset: int, seen_at_ms: int,
-                 maybe_present: bool = True) -> None:
+                 known_absent: bool = False) -> None:
         """Append the id as the newest entry, dropping an older entry of the same id.
-        ``maybe_present=False`` (the caller's ``get`` just found none) skips looking for one."""
+        ``known_absent`` (the caller's ``get`` just found none) skips looking for one."""
         escaped = _escape(event_id)
         text = self.text
-        start = text.find(f" {escaped},") if maybe_present else -1
+        start = -1 if known_absent else text.find(_needle(escaped))
         if start >= 0:
             end = text.find(" ", start + 1)
             text = text[:start] + (text[end:] if end >= 0 else "")
