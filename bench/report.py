@@ -192,7 +192,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                 "vs notipipe",
                 "ev/CPU-s",
                 "vs (CPU)",
-                "broker CPU-ms/1K ev",
+                "broker CPU-ms/ev",
                 "complete",
                 "RSS MB end",
                 "idle CPU",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -38,6 +38,7 @@ from .changelog_table import ProducerChangelogTable
 from .clock import Clock
 from .delivery_producer import AckTracker, DeliveryProducer
 from .due_index import DueIndex
+from .flush_parking import FlushParking
 from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .lean_consumer import LeanDrainConsumer
 from .metrics import PipelineMetrics, prometheus_gauges
@@ -68,6 +69,10 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024**2, "max_write_buffer_number":
 
 # Users whose due holds are flushed per hold of the state lock (see _flush_partition).
 FLUSH_CHUNK_USERS = 32
+
+
+def _event_user(event: Any) -> bytes:
+    return event.message.key
 
 
 class TopologyError(RuntimeError):
@@ -127,8 +132,9 @@ class Pipeline:
         # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
         # write would undo the other's.
         self._state_lock = asyncio.Lock()
-        self._flushing: Collection[bytes] = ()  # users whose digests wait for the broker's ack
-        self._flush_done = asyncio.Event()
+        # Events of users whose digests wait for the broker's ack (flush_parking.py).
+        self._parking: FlushParking[Any] = FlushParking(_event_user)
+        self._ack_routed: Callable[[Any], Awaitable[bool]] | None = None  # the router stream's ack
 
         self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
         self.codec.add_subject(subject_for(self.events_name), load_schema("notification_event"))
@@ -232,14 +238,14 @@ class Pipeline:
         # keeps up and amortises the per-batch work when it does not. Acks are manual and come
         # after the routing, so every committable offset has been routed.
         manual = stream.noack()
+        self._ack_routed = manual.ack  # parked events are acked by the flush that releases them
         waiting = manual.channel.queue
         batch: list[Any] = []
         async for event in manual.events():
             batch.append(event)
             if len(batch) < self.ws.batch_max and not waiting.empty():
                 continue
-            await self._route_when_free(batch)
-            for done in batch:
+            for done in await self._route_admitted(batch):
                 await manual.ack(done)
             batch = []
             self.deliveries.poll()
@@ -260,15 +266,30 @@ class Pipeline:
 
     # --- routing ------------------------------------------------------------------------------
 
-    async def _route_when_free(self, batch: list[Any]) -> None:
-        while True:
-            async with self._state_lock:
-                flushing = self._flushing
-                if not flushing or not any(e.message.key in flushing for e in batch):
-                    await self._route_batch(batch)
-                    return
-                waiting = self._flush_done
-            await waiting.wait()  # a user of this batch has digests in flight: after them
+    async def _route_admitted(self, batch: list[Any]) -> list[Any]:
+        """Route the batch's events that need not wait for a flush (see flush_parking.py);
+        returns them, to be acked. The others are parked."""
+        async with self._state_lock:
+            ready = self._parking.admit(batch)
+            if len(ready) < len(batch):
+                self.metrics.inc("events", "parked", by=len(batch) - len(ready))
+            if ready:
+                await self._route_batch(ready)
+            return ready
+
+    async def _route_parked(self) -> None:
+        """Route and ack the parked events whose users' flush has ended. The state lock held."""
+        ready = self._parking.release()
+        if not ready:
+            return
+        tick_event = _current_event.get(None)
+        try:
+            await self._route_batch(ready)
+        finally:
+            _current_event.set(tick_event)  # _route_batch pointed it at the events' partitions
+        assert self._ack_routed is not None  # set by the router agent, the only one that parks
+        for done in ready:
+            await self._ack_routed(done)
 
     async def _route_batch(self, events: list[Any]) -> None:
         # Events fetched before a rebalance may belong to a partition another worker now owns;
@@ -351,6 +372,8 @@ class Pipeline:
     async def _flush_users(self, partition: int, now: int) -> bool:
         """Flush the next few due users of the partition; False when none was due."""
         async with self._state_lock:
+            # Events parked behind a flush that failed are released by the next tick.
+            await self._route_parked()
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
             try:
@@ -366,9 +389,9 @@ class Pipeline:
                 raise
             if not flushed:
                 return False
-            # These users' stored states still hold what was just sent: the router waits
-            # for them (only them) until the new states are saved.
-            self._flushing = flushed.keys()
+            # These users' stored states still hold what was just sent: their events are
+            # parked until the new states are saved.
+            self._parking.begin_flush(flushed.keys())
         # The broker must hold the digests before the states forget the holds: a crash in
         # between re-sends them with the same delivery_id, which the sinks absorb. The router
         # goes on meanwhile. If they fail, the stored states keep the holds, due again now.
@@ -378,16 +401,14 @@ class Pipeline:
             self.states.discard(flushed)  # the stored states keep the holds: so must we
             for key in flushed:
                 self.due.set(partition, key, now)
+            self._parking.end_flush()
             raise
-        else:
-            async with self._state_lock:
-                for key, state in flushed.items():
-                    self._save_state(partition, key, state)
-                    self.due.set(partition, key, next_due_ms(state))
-        finally:
-            self._flushing = ()
-            self._flush_done.set()
-            self._flush_done = asyncio.Event()
+        async with self._state_lock:
+            for key, state in flushed.items():
+                self._save_state(partition, key, state)
+                self.due.set(partition, key, next_due_ms(state))
+            self._parking.end_flush()
+            await self._route_parked()
         return True
 
     def _rebuild_index(self) -> None:

@@ -1,0 +1,64 @@
+"""Events of users whose digests are on their way to the broker wait here; everyone else's go on.
+
+A tick flushes a few users' due holds as digests and, once the broker has acked them, saves those
+users' states without the holds (Pipeline._flush_users). Until then their stored states still
+hold what was sent, so their events must not be routed. The router used to wait for such a flush
+whenever its batch held one of those users, and every event queued behind the batch waited with
+it: at half the maximum rate that was up to ~100–135 ms, about once per tick.
+
+Now only those users' events wait. They are parked in arrival order, and so is every later event
+of a user who has events parked, so each user's events are still routed in offset order. When
+the flush ends, its task routes and acks them. Offsets are committed only up to the first event
+not yet acked, so a crash replays parked events like any other unrouted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Generic, TypeVar
+
+E = TypeVar("E")
+
+
+class FlushParking(Generic[E]):
+    def __init__(self, user_of: Callable[[E], bytes]) -> None:
+        self._user_of = user_of
+        self._flushing: Collection[bytes] = ()
+        self._parked: list[E] = []
+        self._parked_users: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def begin_flush(self, users: Collection[bytes]) -> None:
+        self._flushing = users
+
+    def end_flush(self) -> None:
+        self._flushing = ()
+
+    def admit(self, events: list[E]) -> list[E]:
+        """The events to route now, in order; the others are parked."""
+        flushing, parked_users = self._flushing, self._parked_users
+        if not flushing and not parked_users:
+            return events
+        ready = []
+        for event in events:
+            user = self._user_of(event)
+            if user in flushing or user in parked_users:
+                self._parked.append(event)
+                parked_users.add(user)
+            else:
+                ready.append(event)
+        return ready
+
+    def release(self) -> list[E]:
+        """Parked events of users no longer being flushed, in arrival order."""
+        if not self._parked:
+            return []
+        flushing, user_of = self._flushing, self._user_of
+        released, kept = [], []
+        for event in self._parked:
+            (kept if user_of(event) in flushing else released).append(event)
+        self._parked = kept
+        self._parked_users = {user_of(event) for event in kept}
+        return released
