@@ -270,6 +270,7 @@ class Pipeline:
         """Route the batch's events that need not wait for a flush (see flush_parking.py);
         returns them, to be acked. The others are parked."""
         async with self._state_lock:
+            await self._route_parked()  # the flush routes its parked events; after a failed one, not
             ready = self._parking.admit(batch)
             if len(ready) < len(batch):
                 self.metrics.inc("events", "parked", by=len(batch) - len(ready))
@@ -282,11 +283,11 @@ class Pipeline:
         ready = self._parking.release()
         if not ready:
             return
-        tick_event = _current_event.get(None)
+        caller_event = _current_event.get(None)
         try:
             await self._route_batch(ready)
         finally:
-            _current_event.set(tick_event)  # _route_batch pointed it at the events' partitions
+            _current_event.set(caller_event)  # _route_batch pointed it at the parked events
         assert self._ack_routed is not None  # set by the router agent, the only one that parks
         for done in ready:
             await self._ack_routed(done)
@@ -372,8 +373,7 @@ class Pipeline:
     async def _flush_users(self, partition: int, now: int) -> bool:
         """Flush the next few due users of the partition; False when none was due."""
         async with self._state_lock:
-            # Events parked behind a flush that failed are released by the next tick.
-            await self._route_parked()
+            await self._route_parked()  # parked behind a flush that failed (as in _route_admitted)
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
             try:
