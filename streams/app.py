@@ -270,7 +270,7 @@ class Pipeline:
         """Route the batch's events that need not wait for a flush (see flush_parking.py);
         returns them, to be acked. The others are parked."""
         async with self._state_lock:
-            await self._route_parked()  # the flush routes its parked events; after a failed one, not
+            await self._route_parked()  # normally done by the flush; left here if it failed
             ready = self._parking.admit(batch)
             if len(ready) < len(batch):
                 self.metrics.inc("events", "parked", by=len(batch) - len(ready))
@@ -373,7 +373,7 @@ class Pipeline:
     async def _flush_users(self, partition: int, now: int) -> bool:
         """Flush the next few due users of the partition; False when none was due."""
         async with self._state_lock:
-            await self._route_parked()  # parked behind a flush that failed (as in _route_admitted)
+            await self._route_parked()  # left by a flush that failed, if the router has not yet
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
             try:

@@ -8,8 +8,9 @@ it: at half the maximum rate that was up to ~100–135 ms, about once per tick.
 
 Now only those users' events wait. They are parked in arrival order, and so is every later event
 of a user who has events parked, so each user's events are still routed in offset order. When
-the flush ends, its task routes and acks them. Offsets are committed only up to the first event
-not yet acked, so a crash replays parked events like any other unrouted one.
+the flush ends, its task routes and acks them (after a failed flush, the next router batch or
+tick does). Offsets are committed only up to the first event not yet acked, so a crash replays
+parked events like any other unrouted one.
 """
 
 from __future__ import annotations
