@@ -4,7 +4,8 @@ A tick flushes a few users' due holds as digests and, once the broker has acked 
 users' states without the holds (Pipeline._flush_users). Until then their stored states still
 hold what was sent, so their events must not be routed. The router used to wait for such a flush
 whenever its batch held one of those users, and every event queued behind the batch waited with
-it: at half the maximum rate that was up to ~100–135 ms, about once per tick.
+it (up to ~100–135 ms at half the benchmark's maximum rate). Such collisions are rare there (55–84
+events of ~58,000 parked per run); they grow with the share of users who get digests.
 
 Now only those users' events wait. They are parked in arrival order, and so is every later event
 of a user who has events parked, so each user's events are still routed in offset order. When
