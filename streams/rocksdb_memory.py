@@ -11,6 +11,7 @@ RocksDB memory, in rocksdict's terms.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -55,6 +56,22 @@ class _SharedMemoryOptions(RocksDBOptions):
             **base.extra_options,
         )
         self._memory = memory
+
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        """Faust's ``open``, writing without RocksDB's write-ahead log.
+
+        The changelog topic is the store's truth, as in Kafka Streams, which disables the WAL for
+        the same reason. Without it a crash loses the unflushed memtables, and what survives is a
+        prefix of the writes: the persisted changelog offset (in the same database, written after
+        the values it covers) never gets ahead of the values, so Faust's recovery replays the rest
+        from the changelog. A clean close still flushes the memtables. The WAL cost a write()
+        call per put: 8 µs against 2.3-3.5 µs without it, in-process with these options.
+        """
+        db = super().open(path, read_only=read_only)
+        writes = rocksdict.WriteOptions()
+        writes.disable_wal = True
+        db.set_write_options(writes)
+        return db
 
     def as_options(self) -> rocksdict.Options:
         """What Faust's ``as_options`` builds, with the shared cache and memtable budget in place
