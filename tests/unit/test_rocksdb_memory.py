@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faust.stores.rocksdb import RocksDBOptions
@@ -64,6 +65,8 @@ db[b"offset"] = b"1"
 db.flush()
 db[b"unflushed"] = b"2"
 db[b"offset"] = b"2"
+if sys.argv[2] == "drop":  # what Faust does on revocation and stop: no close, the last ref goes
+    del db
 os._exit(0)  # as a crash: no close, no destructor
 """
 
@@ -73,13 +76,27 @@ def test_a_crash_keeps_a_prefix_of_the_writes_up_to_the_last_memtable_flush(
     """Writes skip the write-ahead log (the changelog is the truth): a crashed worker's store comes
     back as it was at the last memtable flush, the offset stored with the values included, so
     Faust's recovery replays the changelog from there."""
-    path = tmp_path / "db"
-    subprocess.run([sys.executable, "-c", _CRASHING_WRITER, str(path)], check=True,
-                   cwd=Path(__file__).resolve().parents[2])
-    db = RocksDBMemory(8 * MB).options_for(RocksDBOptions(use_rocksdict=True)).open(path)
+    db = _reopen_after_writer(tmp_path / "db", "crash")
     try:
         assert db.get(b"flushed") == b"1"
         assert db.get(b"offset") == b"1"
         assert db.get(b"unflushed") is None  # it would have survived in the WAL
     finally:
         db.close()
+
+
+def test_a_database_dropped_without_close_keeps_every_write(tmp_path: Path) -> None:
+    """Faust drops a revoked partition's database instead of closing it; RocksDB then flushes the
+    memtables itself, so a clean handover or stop needs no changelog replay."""
+    db = _reopen_after_writer(tmp_path / "db", "drop")
+    try:
+        assert db.get(b"unflushed") == b"2"
+        assert db.get(b"offset") == b"2"
+    finally:
+        db.close()
+
+
+def _reopen_after_writer(path: Path, how: str) -> Any:
+    subprocess.run([sys.executable, "-c", _CRASHING_WRITER, str(path), how], check=True,
+                   cwd=Path(__file__).resolve().parents[2])
+    return RocksDBMemory(8 * MB).options_for(RocksDBOptions(use_rocksdict=True)).open(path)
