@@ -153,7 +153,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
     for r in runs:
         p = r.median_burst()
         if r.error or p is None:
-            rows.append([r.label, str(r.workers), "FAILED", *[""] * 10, (r.error or "")[:60]])
+            rows.append([r.label, str(r.workers), "FAILED", *[""] * 11, (r.error or "")[:60]])
             continue
         rates = sorted(b.events_per_s for b in r.max_bursts())
         scale = (
@@ -170,6 +170,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                 fmt_rate(p.events_per_cpu_s),
                 _ratio(p.events_per_cpu_s, ref_cpu.get(r.workers, math.nan)),
                 f"{1000 * p.broker_cpu_s / p.events:.2f}" if p.events else "-",
+                f"{p.disk_write_bytes / p.events:.0f}" if p.events else "-",
                 f"{r.totals.get('max_phase_complete', math.nan):.3f}" if r.totals else "-",
                 "/".join(f"{x:.0f}" for x in r.totals.get("rss_mb_end", [])) if r.totals else "-",
                 f"{100 * r.idle_cpu_share:.0f}%" if math.isfinite(r.idle_cpu_share) else "-",
@@ -193,6 +194,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                 "ev/CPU-s",
                 "vs (CPU)",
                 "broker CPU-ms/ev",
+                "disk B/ev",
                 "complete",
                 "RSS MB end",
                 "idle CPU",

@@ -103,6 +103,7 @@ class PhaseResult:
     extra: dict = field(default_factory=dict)
     events_per_cpu_s: float = math.nan  # events / CPU seconds of the system's processes
     other_cores: float = math.nan  # cores used by other processes during the phase (noise)
+    disk_write_bytes: int = 0  # written to storage by the system's processes (/proc/<pid>/io)
 
 
 @dataclass
@@ -391,6 +392,7 @@ class SystemBench:
         gc.collect()
         gc.freeze()
         cpu0 = self._cpu()
+        disk0 = self.running.disk_write_bytes()
         wall0 = time.monotonic()
         sampler.start()
         sender = PacedSend(self.producer, self.topics.events, keys, values, schedule)
@@ -402,6 +404,7 @@ class SystemBench:
         )
         kafka_io.wait_quiet(self.probe, self.topics.deliveries, quiet_s=1.0, timeout_s=60)
         cpu1 = self._cpu()
+        disk1 = self.running.disk_write_bytes()
         wall = time.monotonic() - wall0
         samples = sampler.stop()
         records = self.reader.read_new()
@@ -411,6 +414,7 @@ class SystemBench:
         result.sut_cpu_s = cpu1[0] - cpu0[0]
         result.events_per_cpu_s = len(keys) / result.sut_cpu_s if result.sut_cpu_s > 0 else math.nan
         result.broker_cpu_s = cpu1[1] - cpu0[1]
+        result.disk_write_bytes = disk1 - disk0
         result.machine_cpu_s = cpu1[2] - cpu0[2]
         result.bench_cpu_s = cpu1[3] - cpu0[3]
         # Cores busy with anything else on the machine meanwhile (other tests, Connect, registry):
@@ -436,7 +440,8 @@ class SystemBench:
             f"   {name:<8} {len(keys):>8} ev  offered {_r(offered):>9}/s  "
             f"sustained {_r(result.events_per_s):>9} ev/s  {_r(result.deliveries_per_s):>9} del/s  "
             f"p50 {_m(lat['p50'])} p99 {_m(lat['p99'])} max {_m(lat['max'])} ms  lag≤{result.peak_lag}  "
-            f"cpu {result.sut_cpu_s:.1f}s{'' if result.caught_up else '  NOT CAUGHT UP'}"
+            f"cpu {result.sut_cpu_s:.1f}s  disk {result.disk_write_bytes / 1e6:.1f} MB"
+            f"{'' if result.caught_up else '  NOT CAUGHT UP'}"
         )
         by_second = result.extra.get("latency_by_second")
         if by_second:

@@ -85,6 +85,24 @@ def proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def proc_disk_write_bytes(pid: int) -> int:
+    """Bytes a process (all its threads) has caused to be written to storage so far: RocksDB's
+    log, flushes and compactions for the workers. 0 if the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return parse_write_bytes(f.read())
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+
+
+def parse_write_bytes(proc_io: str) -> int:
+    for line in proc_io.splitlines():
+        name, _, value = line.partition(":")
+        if name == "write_bytes":
+            return int(value)
+    return 0
+
+
 def machine_cpu_s() -> float:
     """CPU seconds spent by the whole machine (all cores, not idle)."""
     with open("/proc/stat") as f:
@@ -155,6 +173,9 @@ class Running:
 
     def cpu_s(self) -> float:
         return sum(proc_cpu_s(pid) for pid in self.pids)
+
+    def disk_write_bytes(self) -> int:
+        return sum(proc_disk_write_bytes(pid) for pid in self.pids)
 
     def rss_mb(self) -> list[float]:
         return [round(proc_rss_mb(pid), 1) for pid in self.pids]

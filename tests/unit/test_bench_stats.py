@@ -1,4 +1,4 @@
-"""The benchmark's pure arithmetic: percentiles, rate pacing, sustained rate, profile summary."""
+"""The benchmark's pure arithmetic: percentiles, rate pacing, sustained rate, profile summary, /proc/<pid>/io."""
 
 import math
 
@@ -6,6 +6,7 @@ import pytest
 
 from bench.profile import category, parse_frame, summarize_collapsed
 from bench.stats import Schedule, Segment, latency_by_window, latency_summary, percentile, sustained_rate
+from bench.systems import parse_write_bytes, proc_disk_write_bytes
 from bench.workload import EventStream, WorkloadSpec, parse_mix
 
 
@@ -153,3 +154,14 @@ def test_latency_by_window_shows_which_second_a_stall_hit() -> None:
     assert [w["max"] for w in windows] == [10.0, 250.0, 10.0]
     assert [w["count"] for w in windows] == [20, 21, 20]
     assert latency_by_window([], start) == []
+
+
+def test_write_bytes_is_read_from_proc_io_text() -> None:
+    text = ("rchar: 4096\nwchar: 71009238\nsyscr: 10\nsyscw: 20\nread_bytes: 0\n"
+            "write_bytes: 67420160\ncancelled_write_bytes: 6258688\n")
+    assert parse_write_bytes(text) == 67420160
+    assert parse_write_bytes("rchar: 1\n") == 0
+
+
+def test_a_process_that_has_gone_has_written_nothing() -> None:
+    assert proc_disk_write_bytes(2**22 + 12345) == 0  # above the kernel's default pid_max
