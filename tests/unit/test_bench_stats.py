@@ -1,4 +1,4 @@
-"""The benchmark's pure arithmetic: percentiles, rate pacing, sustained rate, profile summary, /proc/<pid>/io."""
+"""The benchmark's pure arithmetic: percentiles, pacing, sustained rate, profile summary, /proc/<pid>/io."""
 
 import math
 
