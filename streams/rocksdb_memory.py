@@ -6,7 +6,8 @@ as each cache fills. Here all of a worker's databases share one LRU block cache;
 blocks live in it (they would otherwise sit outside any bound, growing with the data), and
 memtables are charged to it through a write buffer manager. RocksDB's memory then stays near one
 figure however many partitions the worker owns: the set-up Kafka Streams documents for bounding
-RocksDB memory, in rocksdict's terms.
+RocksDB memory, in rocksdict's terms. The same options also open the databases without a
+write-ahead log (see ``_SharedMemoryOptions.open``), as Kafka Streams' stores are.
 """
 
 from __future__ import annotations

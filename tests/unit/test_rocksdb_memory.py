@@ -67,7 +67,7 @@ db[b"unflushed"] = b"2"
 db[b"offset"] = b"2"
 if sys.argv[2] == "drop":  # what Faust does on revocation and stop: no close, the last ref goes
     del db
-os._exit(0)  # as a crash: no close, no destructor
+os._exit(0)  # as a crash: nothing still open is closed or destroyed
 """
 
 
