@@ -52,15 +52,6 @@ class ProducerChangelogTable(SharedMemoryTable):
                                 self._on_written)
         return _Sent(_SentMessage(partition))
 
-    def get_raw(self, partition: int, key: bytes) -> bytes | None:
-        """The stored value, read straight from the partition's RocksDB.
-
-        ``table.get(key)`` goes through Faust's serializer registry, finds the partition from the
-        current event and updates a key index under a lock: several times the cost of the read
-        itself, on the router's hot path (a read and a write per user per batch).
-        """
-        return self.data._db_for_partition(partition).get(key)
-
     def set_raw(self, partition: int, key: bytes, value: bytes) -> None:
         """What ``table[key] = value`` does for a raw value: store it, send the changelog record
         (same topic, partition, key and value), minus the per-call serializer lookups."""

@@ -2,7 +2,9 @@
 
 from datetime import UTC, datetime
 
-from unit_helpers import T0, event, prefs
+import orjson
+from faust.serializers import codecs
+from unit_helpers import T0, cp, event, prefs
 
 from streams.model import (
     Channel,
@@ -44,6 +46,18 @@ def test_preferences_round_trip_with_lower_case_channel_keys():
     d = p.to_avro()
     assert d["muted_by_channel"] == {"in_app": ["news"]}
     assert Preferences.from_avro(d) == p
+
+
+def test_preferences_stored_by_faust_json_read_the_same_as_orjson():
+    """The worker's preferences table held Faust-json values before it held orjson ones: a table
+    or changelog kept from then must read as the same preferences."""
+    p = prefs(channels=[cp(Channel.EMAIL, address="zoë@example.com"), cp(Channel.SMS, False)],
+              quiet=(1320, 420), timezone="America/Sao_Paulo",
+              muted_categories=frozenset({"social", "café"}),
+              category_modes={"social.like": DeliveryMode.DIGEST})
+    record = p.to_avro()
+    for stored in (codecs.dumps("json", record), orjson.dumps(record)):
+        assert Preferences.from_avro(orjson.loads(stored)) == p
 
 
 def test_preferences_ignore_unknown_channel_mutes():
