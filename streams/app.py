@@ -43,6 +43,7 @@ from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .lean_consumer import LeanDrainConsumer
 from .metrics import PipelineMetrics, prometheus_gauges
 from .model import Preferences, dead_letter
+from .raw_schema import RawSchema
 from .rocksdb_memory import RocksDBMemory, SharedMemoryTable
 from .routing.router import flush_due, next_due_ms, route
 from .routing.state import UserState
@@ -176,11 +177,11 @@ class Pipeline:
         # Before anything creates the consumer (app.consumer is built on first use).
         app.transport.Consumer = LeanDrainConsumer.with_fetch(ws.fetch_min_bytes,
                                                               ws.fetch_max_wait_ms)
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.events_topic = app.topic(self.events_name, **raw)
-        self.prefs_topic = app.topic(self.prefs_name, **raw)
-        self.dlq_topic = app.topic(self.dlq_name, **raw)
-        self.ticks_topic = app.topic(self.ticks_name, **raw)
+        # Keys and values stay bytes; events are built without the serializer registry.
+        self.events_topic = app.topic(self.events_name, schema=RawSchema())
+        self.prefs_topic = app.topic(self.prefs_name, schema=RawSchema())
+        self.dlq_topic = app.topic(self.dlq_name, schema=RawSchema())
+        self.ticks_topic = app.topic(self.ticks_name, schema=RawSchema())
         # key_type bytes: keys stay the raw user id (Faust derives the serializers from the types).
         # RocksDB: a worker opens one DB per table per partition it owns; all of them share one
         # block cache and memtable budget (rocksdb_memory.py), so memory does not grow with the
