@@ -41,6 +41,7 @@ from .due_index import DueIndex
 from .flush_parking import FlushParking
 from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .lean_consumer import LeanDrainConsumer
+from .lean_producer import LeanBufferProducer
 from .metrics import PipelineMetrics, prometheus_gauges
 from .model import Preferences, dead_letter
 from .raw_schema import RawSchema
@@ -174,9 +175,10 @@ class Pipeline:
             broker_heartbeat_interval=max(1.0, ws.session_timeout_s / 4),
             table_standby_replicas=0,
         )
-        # Before anything creates the consumer (app.consumer is built on first use).
+        # Before anything creates the consumer or the producer (both are built on first use).
         app.transport.Consumer = LeanDrainConsumer.with_fetch(ws.fetch_min_bytes,
                                                               ws.fetch_max_wait_ms)
+        app.transport.Producer = LeanBufferProducer
         # Keys and values stay bytes; events are built without the serializer registry.
         self.events_topic = app.topic(self.events_name, schema=RawSchema())
         self.prefs_topic = app.topic(self.prefs_name, schema=RawSchema())
