@@ -44,6 +44,7 @@ from .lean_consumer import LeanDrainConsumer
 from .lean_producer import LeanBufferProducer
 from .metrics import PipelineMetrics, prometheus_gauges
 from .model import Preferences, dead_letter
+from .queued_events import take_queued
 from .raw_schema import RawSchema
 from .rocksdb_memory import RocksDBMemory, SharedMemoryTable
 from .routing.router import flush_due, next_due_ms, route
@@ -251,8 +252,7 @@ class Pipeline:
         batch: list[Any] = []
         async for event in manual.events():
             batch.append(event)
-            if len(batch) < self.ws.batch_max and not waiting.empty():
-                continue
+            take_queued(self.app, waiting, batch, self.ws.batch_max)  # the rest, in one go
             for done in await self._route_admitted(batch):
                 await manual.ack(done)
             batch = []
