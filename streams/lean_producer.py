@@ -3,7 +3,7 @@
 Faust's conductor awaits ``producer.buffer.wait_until_ebb()`` before it hands each consumed record
 to a stream, so that table changes queued by synchronous ``table[key] = value`` calls are sent
 before more records come in. The check reads ``app.conf.producer_threaded`` through Faust's
-settings registry twice per record: 2–4 µs per record, against 0.2–0.3 µs for the queue length
+settings registry for every record: 2–4 µs per record, against 0.2–0.3 µs for the queue length
 alone (micro-benchmark, 2026-11-26). Here the queue length is looked at first, and Faust's own check
 (and flush) runs only when the buffer is over its limit. The worker does not use Faust's threaded
 producer; with it, Faust's buffer is kept unchanged.
