@@ -384,10 +384,12 @@ class Pipeline:
             await self._route_parked()  # left by a flush that failed, if the router has not yet
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
+            prefs_cache = self._prefs_cache
             try:
                 for key in self.due.pop_due(partition, now, limit=FLUSH_CHUNK_USERS):
                     state = self._load_state(partition, key)
-                    result = flush_due(state, self._prefs(partition, key), now, self.rs)
+                    prefs = prefs_cache[key] if key in prefs_cache else self._prefs(partition, key)
+                    result = flush_due(state, prefs, now, self.rs)
                     for delivery in result.deliveries:
                         self.deliveries.send(delivery, acks)
                     self.metrics.add(result.counters)

@@ -2,6 +2,11 @@
 librdkafka: it batches in C, so a record costs one cheap Python call instead of a Faust send (a
 future, a callback and aiokafka accumulator work each).
 
+Deliveries and changelog records go through two librdkafka producers. A delivery's latency is
+the pipeline's, so it lingers 5 ms; nothing waits for a changelog record before the next commit's
+flush (which sends at once, whatever the linger), so those linger 50 ms and travel in batches
+several times larger: each event writes one, and with 5 ms most went in a batch of their own.
+
 Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
 makes that flush wait for this producer too, so an offset is never committed before the
 deliveries and state changes of the events below it are on the broker (at-least-once, as with
@@ -24,6 +29,9 @@ from .delivery_avro import DeliveryEncoder
 from .model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
+
+DELIVERY_LINGER_MS = 5  # added to every delivery's latency
+STATE_LINGER_MS = 50  # changelog records: latency nobody waits for (see the module doc)
 
 
 class DeliveryProduceError(RuntimeError):
@@ -56,30 +64,31 @@ class DeliveryProducer:
         self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
-        self._producer = Producer({
+        config = {
             "bootstrap.servers": bootstrap_servers,
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
             "partitioner": "murmur2_random",
             "enable.idempotence": True,
-            "linger.ms": 5,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
-        })
+        }
+        self._producer = Producer({**config, "linger.ms": DELIVERY_LINGER_MS})
+        self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS})
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err}")
             log.error("record for %s not written: %s", msg.topic(), err)
 
-    def _produce(self, topic: str, key: bytes, value: bytes | None,
+    @staticmethod
+    def _produce(producer: Producer, topic: str, key: bytes, value: bytes | None,
                  on_delivery: Callable[[KafkaError | None, Any], None], **kwargs: Any) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery,
-                                       **kwargs)
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
                 return
             except BufferError:  # local queue full: serve callbacks until there is room
-                self._producer.poll(0.05)
+                producer.poll(0.05)
 
     def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
         channel = delivery.topic_suffix
@@ -92,42 +101,53 @@ class DeliveryProducer:
                 self._on_delivery(err, msg)
                 tracker.done(err is None)
 
-        self._produce(self._topics[channel], delivery.user_id.encode(), value, on_delivery)
+        self._produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
+                      on_delivery)
 
     async def wait_acked(self, tracker: AckTracker, timeout_s: float = 120.0) -> None:
         """Until the broker has every record sent with ``tracker`` (only those: a full flush
         would also wait for everything the router sends meanwhile)."""
         deadline = time.monotonic() + timeout_s
+        # Records sent just now wait out the linger before they even leave: no use polling
+        # before then (each poll is a turn of the event loop).
+        pause = DELIVERY_LINGER_MS / 1000
         while tracker.pending > 0:
             self._producer.poll(0)
             if tracker.pending > 0:
                 if time.monotonic() > deadline:
                     raise DeliveryProduceError(
                         f"{tracker.pending} deliveries still unacknowledged after {timeout_s}s")
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(pause)
+                pause = 0.001
         if tracker.failed:
             raise DeliveryProduceError(f"{tracker.failed} deliveries failed: {self._errors[:3]}")
 
     def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
                  on_written: Callable[[int, int], None]) -> None:
-        """Produce an already-encoded record; ``on_written(partition, offset)`` once the broker has it."""
+        """Produce an already-encoded changelog record (through the state producer);
+        ``on_written(partition, offset)`` once the broker has it."""
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
             self._on_delivery(err, msg)
             if err is None:
                 on_written(msg.partition(), msg.offset())
 
-        self._produce(topic, key, value, on_delivery, partition=partition)
+        self._produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
 
     def poll(self) -> None:
-        """Serve delivery callbacks and surface failures; cheap (one C call)."""
+        """Serve delivery callbacks and surface failures; cheap (two C calls)."""
         self._producer.poll(0)
+        self._state_producer.poll(0)
         if self._errors:
             raise DeliveryProduceError(f"{len(self._errors)} deliveries failed: {self._errors[:3]}")
 
     def flush_blocking(self, timeout_s: float = 120.0) -> None:
-        left = self._producer.flush(timeout_s)
-        if left:
-            raise DeliveryProduceError(f"{left} deliveries still unacknowledged after {timeout_s}s")
+        deadline = time.monotonic() + timeout_s
+        # The lingering one first: the deliveries' 5 ms are over by the time it is done.
+        for producer, what in ((self._state_producer, "changelog records"),
+                               (self._producer, "deliveries")):
+            left = producer.flush(max(0.0, deadline - time.monotonic()))
+            if left:
+                raise DeliveryProduceError(f"{left} {what} still unacknowledged after {timeout_s}s")
         self.poll()
 
     async def flush(self) -> None:
