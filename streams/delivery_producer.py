@@ -58,6 +58,8 @@ class AckTracker:
 
 
 class DeliveryProducer:
+    flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
+
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
                  topics: Mapping[str, str]) -> None:
         self._topics = topics  # channel -> topic
@@ -71,6 +73,7 @@ class DeliveryProducer:
             "enable.idempotence": True,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
+            "logger": log,  # librdkafka's own messages (broker down...) as the worker's log records
         }
         self._producer = Producer({**config, "linger.ms": DELIVERY_LINGER_MS})
         self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS})
@@ -140,7 +143,8 @@ class DeliveryProducer:
         if self._errors:
             raise DeliveryProduceError(f"{len(self._errors)} deliveries failed: {self._errors[:3]}")
 
-    def flush_blocking(self, timeout_s: float = 120.0) -> None:
+    def flush_blocking(self) -> None:
+        timeout_s = self.flush_timeout_s
         deadline = time.monotonic() + timeout_s
         # The lingering one first: the deliveries' 5 ms are over by the time it is done.
         for producer, what in ((self._state_producer, "changelog records"),
