@@ -151,7 +151,7 @@ class Pipeline:
 
         self.deliveries = DeliveryProducer(
             ws.bootstrap_servers, self.codec, self.delivery_subjects,
-            {ch: deliveries_topic(ch, prefix) for ch in CHANNELS})
+            {ch: deliveries_topic(ch, prefix) for ch in CHANNELS}, client_id=ws.app_id)
 
         self.app = app = faust.App(
             ws.app_id,

@@ -63,7 +63,7 @@ class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
-                 topics: Mapping[str, str]) -> None:
+                 topics: Mapping[str, str], client_id: str = "notipipe") -> None:
         self._topics = topics  # channel -> topic
         self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
         self._errors: list[str] = []
@@ -77,8 +77,11 @@ class DeliveryProducer:
             "queue.buffering.max.messages": 500_000,
             "logger": log,  # librdkafka's own messages (broker down...) as the worker's log records
         }
-        self._producer = Producer({**config, "linger.ms": DELIVERY_LINGER_MS})
-        self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS})
+        # Client ids name them in the broker's metrics, logs and quotas.
+        self._producer = Producer({**config, "linger.ms": DELIVERY_LINGER_MS,
+                                   "client.id": f"{client_id}-deliveries"})
+        self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS,
+                                         "client.id": f"{client_id}-changelog"})
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
