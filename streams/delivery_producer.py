@@ -146,7 +146,8 @@ class DeliveryProducer:
         self._producer.poll(0)
         self._state_producer.poll(0)
         if self._errors:
-            raise DeliveryProduceError(f"{len(self._errors)} deliveries failed: {self._errors[:3]}")
+            raise DeliveryProduceError(f"{len(self._errors)} records (deliveries or changelog) "
+                                       f"failed: {self._errors[:3]}")
 
     def flush_blocking(self) -> None:
         timeout_s = self.flush_timeout_s
