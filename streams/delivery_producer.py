@@ -5,9 +5,9 @@ future, a callback and aiokafka accumulator work each).
 Deliveries and changelog records go through two librdkafka producers. A delivery's latency is
 the pipeline's, so it lingers 5 ms; nothing waits for a changelog record before the next commit's
 flush (which sends at once, whatever the linger), so those linger 50 ms and travel in batches
-ten times larger. Each event writes one; at moderate load a 5 ms batch held only a few, and
-librdkafka's work per batch dominated (measured: 1 KB records at 3,000/s over 12 partitions cost
-the producing process ~36 µs of CPU each at 5 ms, ~22 µs at 50 ms).
+ten times larger. Each event writes one; at moderate load a 5 ms batch held only a few, and the
+work per batch showed (measured: 1 KB records at 3,000/s over 12 partitions cost the producing
+process ~36 µs of CPU each at 5 ms, ~22 µs at 50 ms; the broker's share fell too).
 
 Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
 makes that flush wait for this producer too, so an offset is never committed before the
