@@ -333,7 +333,6 @@ class Pipeline:
                               states: dict[bytes, UserState]) -> None:
         changed: set[bytes] = set()
         holds_changed: set[bytes] = set()
-        prefs_cache = self._prefs_cache
         counters = self.metrics.counters
         counters[("events", "routed")] += len(messages)
         for message in messages:
@@ -348,7 +347,7 @@ class Pipeline:
             state = states.get(key)
             if state is None:
                 state = states[key] = self._load_state(partition, key)
-            prefs = prefs_cache[key] if key in prefs_cache else self._prefs(partition, key)
+            prefs = self._prefs(partition, key)
             result = route(event, prefs, state, now, (partition, message.offset), self.rs)
             for delivery in result.deliveries:
                 self.deliveries.send(delivery)
@@ -384,12 +383,10 @@ class Pipeline:
             await self._route_parked()  # left by a flush that failed, if the router has not yet
             flushed: dict[bytes, UserState] = {}
             acks = AckTracker()
-            prefs_cache = self._prefs_cache
             try:
                 for key in self.due.pop_due(partition, now, limit=FLUSH_CHUNK_USERS):
                     state = self._load_state(partition, key)
-                    prefs = prefs_cache[key] if key in prefs_cache else self._prefs(partition, key)
-                    result = flush_due(state, prefs, now, self.rs)
+                    result = flush_due(state, self._prefs(partition, key), now, self.rs)
                     for delivery in result.deliveries:
                         self.deliveries.send(delivery, acks)
                     self.metrics.add(result.counters)
@@ -478,13 +475,16 @@ class Pipeline:
     def _prefs(self, partition: int, key: bytes) -> Preferences | None:
         """Decoded preferences, cached: decoding them per event would cost more than routing.
         The preferences agent and every rebalance invalidate the cache."""
+        cache = self._prefs_cache
+        if key in cache:  # None is cached too: a user without preferences
+            return cache[key]
         raw = self.preferences.get_raw(partition, key)
         prefs = decode_preferences(orjson.loads(raw)) if raw else None
         limit = self.ws.prefs_cache_users
         if limit:
-            if len(self._prefs_cache) >= limit:
-                self._prefs_cache.clear()  # crude, but O(1) per event and bounded
-            self._prefs_cache[key] = prefs
+            if len(cache) >= limit:
+                cache.clear()  # crude, but O(1) per event and bounded
+            cache[key] = prefs
         return prefs
 
     def _load_state(self, partition: int, key: bytes) -> UserState:
