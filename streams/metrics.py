@@ -1,4 +1,5 @@
-"""Pipeline counters: every drop, hold, fold, delivery and DLQ write, by reason.
+"""Pipeline metrics for Prometheus: counters of every drop, hold, fold, delivery and DLQ write by
+reason, and how old events are when the router takes them.
 
 The router returns counters keyed by tuples such as ('dropped', 'expired') or
 ('delivered', 'email', 'digest'); they are summed here and rendered for Prometheus.
@@ -6,6 +7,7 @@ The router returns counters keyed by tuples such as ('dropped', 'expired') or
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 
 # Label names for each counter family; the tuple's tail fills them in order.
@@ -58,3 +60,42 @@ def prometheus_gauges(gauges: dict[str, float]) -> str:
         lines.append(f"notipipe_{name} {value!r}" if isinstance(value, float) and not value.is_integer()
                      else f"notipipe_{name} {int(value)}")
     return "\n".join(lines) + "\n"
+
+
+class AgeHistogram:
+    """A Prometheus histogram of event ages in seconds: the wall clock when the router takes an
+    event minus its record's Kafka timestamp (the producer's CreateTime, or the broker's
+    LogAppendTime where the topic stamps that).
+
+    It is the input half of the end-to-end latency: the producer's linger, the broker, the
+    worker's fetch wait and its queue, or the lag when the worker falls behind. Clocks of other
+    hosts skew it; a negative age counts as 0.
+    """
+
+    # Seconds. Fine below 0.1 s, where a keeping-up worker's ages fall; coarse up to a minute of lag.
+    BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+    def __init__(self, name: str, help_text: str) -> None:
+        self.name, self.help_text = name, help_text
+        self.buckets = [0] * (len(self.BOUNDS) + 1)  # the last one: above every bound
+        self.total_s = 0.0
+        self.count = 0
+
+    def observe(self, age_s: float) -> None:
+        if age_s < 0.0:
+            age_s = 0.0
+        self.buckets[bisect_left(self.BOUNDS, age_s)] += 1
+        self.total_s += age_s
+        self.count += 1
+
+    def prometheus(self) -> str:
+        name = self.name
+        lines = [f"# HELP {name} {self.help_text}", f"# TYPE {name} histogram"]
+        cumulative = 0
+        for bound, n in zip(self.BOUNDS, self.buckets, strict=False):
+            cumulative += n
+            lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        lines.append(f"{name}_sum {self.total_s!r}")
+        lines.append(f"{name}_count {self.count}")
+        return "\n".join(lines) + "\n"

@@ -272,3 +272,9 @@ def test_worker_metrics_are_exposed_for_prometheus(worker, client, watcher) -> N
     assert int(gauges["notipipe_state_cache_users"]) >= 1
     assert "notipipe_rocksdb_memtable_bytes" in gauges
     assert "notipipe_state_cache_estimated_bytes" in gauges
+    # How old events were when the router took them: a histogram that has seen this one.
+    name = "notipipe_event_age_at_routing_seconds"
+    age = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith(name))
+    assert int(age[f"{name}_count"]) >= 1
+    assert age[f'{name}_bucket{{le="+Inf"}}'] == age[f"{name}_count"]
+    assert float(age[f"{name}_sum"]) > 0

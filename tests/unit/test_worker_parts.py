@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from streams.due_index import DueIndex
-from streams.metrics import PipelineMetrics
+from streams.metrics import AgeHistogram, PipelineMetrics
 from streams.routing.state import UserState
 from streams.settings import ConfigError
 from streams.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
@@ -72,6 +72,22 @@ def test_metrics_render_prometheus_counters_with_labels() -> None:
     assert 'notipipe_delivered_total{channel="email",kind="single"} 3' in text
     assert 'notipipe_dropped_total{reason="expired"} 2' in text
     assert metrics.as_dict()["dropped.expired"] == 2
+
+
+def test_age_histogram_renders_cumulative_prometheus_buckets() -> None:
+    ages = AgeHistogram("notipipe_event_age_at_routing_seconds", "age")
+    for age in (0.004, 0.005, 0.0051, 0.3, 75.0, -2.0):  # a bound itself counts in its bucket
+        ages.observe(age)
+    lines = dict(line.rsplit(" ", 1) for line in ages.prometheus().splitlines()
+                 if not line.startswith("#"))
+    name = "notipipe_event_age_at_routing_seconds"
+    assert lines[f'{name}_bucket{{le="0.005"}}'] == "3"  # 0.004, 0.005 and the negative one as 0
+    assert lines[f'{name}_bucket{{le="0.01"}}'] == "4"
+    assert lines[f'{name}_bucket{{le="0.25"}}'] == "4"
+    assert lines[f'{name}_bucket{{le="0.5"}}'] == "5"
+    assert lines[f'{name}_bucket{{le="60.0"}}'] == "5"  # 75 s is above every bound
+    assert lines[f'{name}_bucket{{le="+Inf"}}'] == lines[f"{name}_count"] == "6"
+    assert float(lines[f"{name}_sum"]) == pytest.approx(0.004 + 0.005 + 0.0051 + 0.3 + 75.0)
 
 
 def test_state_cache_keeps_the_most_recently_used_users_and_forgets_on_request() -> None:
