@@ -263,6 +263,7 @@ class DeliveryRecord:
     kind: str
     reason: str
     event_ids: list[str]
+    created_ms: int  # the system's clock when it routed the event (Delivery.created_at)
 
 
 class DeliveryReader:
@@ -314,6 +315,7 @@ class DeliveryReader:
                             rec["kind"],
                             rec["reason"],
                             rec["event_ids"],
+                            rec["created_at"],
                         )
                     )
             self.consumer.unassign()

@@ -210,6 +210,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
     for r in runs:
         for p in r.phase("rate"):
             lat = p.latency_ms
+            split = p.extra.get("latency_split_ms", {})
             rows.append(
                 [
                     r.label,
@@ -221,6 +222,8 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                     fmt_ms(lat["p95"]),
                     fmt_ms(lat["p99"]),
                     fmt_ms(lat["max"]),
+                    fmt_ms(split.get("to_routing", {}).get("p99", math.nan)),
+                    fmt_ms(split.get("routing_to_append", {}).get("p99", math.nan)),
                     str(p.peak_lag),
                     _kept_up(p),
                 ]
@@ -239,11 +242,17 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
                     "p95",
                     "p99",
                     "max",
+                    "p99 to routed",
+                    "p99 routed to append",
                     "peak lag",
                     "kept up",
                 ],
                 rows,
             )
+        )
+        out.append(
+            "(the two right-hand p99s split each latency at the delivery's created_at, when the "
+            "system routed the event)"
         )
 
     rows = []

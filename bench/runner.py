@@ -443,6 +443,11 @@ class SystemBench:
             f"cpu {result.sut_cpu_s:.1f}s  disk {result.disk_write_bytes / 1e6:.1f} MB"
             f"{'' if result.caught_up else '  NOT CAUGHT UP'}"
         )
+        split = result.extra.get("latency_split_ms")
+        if split:
+            before, after = split["to_routing"], split["routing_to_append"]
+            cfg.log(f"            produce -> routed p50 {_m(before['p50'])} p99 {_m(before['p99'])} ms; "
+                    f"routed -> appended p50 {_m(after['p50'])} p99 {_m(after['p99'])} ms")
         by_second = result.extra.get("latency_by_second")
         if by_second:
             worst = sorted(by_second, key=lambda w: -w["max"])[:3]
@@ -466,6 +471,11 @@ class SystemBench:
         prefix = f"{name}:"
         sent = sender.sent_ms
         latencies: list[float] = []
+        # The same latency in two parts, split at the delivery's created_at (when the system
+        # routed the event): produce -> routing (producer linger, broker, fetch wait, queue) and
+        # routing -> append (the rest of the batch, the producer's linger, the broker's ack).
+        to_routing: list[float] = []
+        routing_to_append: list[float] = []
         sent_and_latency: list[tuple[float, float]] = []
         done: list[int] = []
         spike_lat: list[float] = []
@@ -484,6 +494,8 @@ class SystemBench:
             seq = int(eid[len(prefix) :])
             lat = rec.append_ms - sent[seq]
             latencies.append(lat)
+            to_routing.append(rec.created_ms - sent[seq])
+            routing_to_append.append(rec.append_ms - rec.created_ms)
             sent_and_latency.append((sent[seq], lat))
             done.append(rec.append_ms)
             first_done, last_done = min(first_done, rec.append_ms), max(last_done, rec.append_ms)
@@ -525,6 +537,8 @@ class SystemBench:
             # Wall-clock start: lets a slow second be matched with the worker's log.
             result.extra["started_at_ms"] = sender.started_ms
             result.extra["latency_by_second"] = latency_by_window(sent_and_latency, sender.started_ms)
+            result.extra["latency_split_ms"] = {"to_routing": latency_summary(to_routing),
+                                                "routing_to_append": latency_summary(routing_to_append)}
         if spike_start is not None and schedule is not None:
             result.extra.update(
                 {
