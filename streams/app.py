@@ -155,7 +155,8 @@ class Pipeline:
 
         self.deliveries = DeliveryProducer(
             ws.bootstrap_servers, self.codec, self.delivery_subjects,
-            {ch: deliveries_topic(ch, prefix) for ch in CHANNELS}, client_id=ws.app_id)
+            {ch: deliveries_topic(ch, prefix) for ch in CHANNELS}, client_id=ws.app_id,
+            linger_ms=ws.delivery_linger_ms)
 
         self.app = app = faust.App(
             ws.app_id,

@@ -3,11 +3,12 @@ librdkafka: it batches in C, so a record costs one cheap Python call instead of 
 future, a callback and aiokafka accumulator work each).
 
 Deliveries and changelog records go through two librdkafka producers. A delivery's latency is
-the pipeline's, so it lingers 5 ms; nothing waits for a changelog record before the next commit's
-flush (which sends at once, whatever the linger), so those linger 50 ms and travel in batches
-ten times larger. Each event writes one; at moderate load a 5 ms batch held only a few, and the
-work per batch showed (measured: 1 KB records at 3,000/s over 12 partitions cost the producing
-process ~36 µs of CPU each at 5 ms, ~22 µs at 50 ms; the broker's share fell too).
+the pipeline's, so it lingers 5 ms by default (``NOTIPIPE_DELIVERY_LINGER_MS``); nothing waits
+for a changelog record before the next commit's flush (which sends at once, whatever the linger),
+so those linger 50 ms and travel in batches ten times larger. Each event writes one; at
+moderate load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB records
+at 3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
+50 ms; the broker's share fell too).
 
 Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
 makes that flush wait for this producer too, so an offset is never committed before the
@@ -32,7 +33,7 @@ from .model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
 
-DELIVERY_LINGER_MS = 5  # added to every delivery's latency
+DELIVERY_LINGER_MS = 5  # the default: added to every delivery's latency
 STATE_LINGER_MS = 50  # changelog records: latency nobody waits for (see the module doc)
 
 
@@ -63,8 +64,10 @@ class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
-                 topics: Mapping[str, str], client_id: str = "notipipe") -> None:
+                 topics: Mapping[str, str], client_id: str = "notipipe",
+                 linger_ms: int = DELIVERY_LINGER_MS) -> None:
         self._topics = topics  # channel -> topic
+        self._linger_s = linger_ms / 1000
         self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
@@ -78,7 +81,7 @@ class DeliveryProducer:
             "logger": log,  # librdkafka's own messages (broker down...) as the worker's log records
         }
         # Client ids name them in the broker's metrics, logs and quotas.
-        self._producer = Producer({**config, "linger.ms": DELIVERY_LINGER_MS,
+        self._producer = Producer({**config, "linger.ms": linger_ms,
                                    "client.id": f"{client_id}-deliveries"})
         self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS,
                                          "client.id": f"{client_id}-changelog"})
@@ -118,7 +121,7 @@ class DeliveryProducer:
         deadline = time.monotonic() + timeout_s
         # Records sent just now wait out the linger before they even leave: no use polling
         # before then (each poll is a turn of the event loop).
-        pause = DELIVERY_LINGER_MS / 1000
+        pause = self._linger_s
         while tracker.pending > 0:
             self._producer.poll(0)
             if tracker.pending > 0:

@@ -21,12 +21,13 @@ def test_worker_settings_defaults_and_overrides() -> None:
     assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
     assert default.data_dir.name == "notipipe-router-6066" and default.state_cache_users == 20_000
     assert (default.state_cache_mb, default.rocksdb_memory_mb) == (128, 256)
-    assert default.prefs_cache_users == 200_000
+    assert (default.prefs_cache_users, default.delivery_linger_ms) == (200_000, 5)
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
                                       "NOTIPIPE_CLOCK_FILE": "/tmp/c.json",
-                                      "NOTIPIPE_PREFS_CACHE_USERS": "0"})
+                                      "NOTIPIPE_PREFS_CACHE_USERS": "0",
+                                      "NOTIPIPE_DELIVERY_LINGER_MS": "0"})
     assert custom.data_dir.name == "r2-7000" and custom.clock_file == Path("/tmp/c.json")
-    assert custom.prefs_cache_users == 0
+    assert (custom.prefs_cache_users, custom.delivery_linger_ms) == (0, 0)
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -35,7 +36,8 @@ def test_worker_settings_defaults_and_overrides() -> None:
     ("NOTIPIPE_BATCH_MAX", "0"), ("NOTIPIPE_BATCH_MAX", "10.5"), ("NOTIPIPE_LOG_LEVEL", "loud"),
     ("NOTIPIPE_STATE_CACHE_USERS", "-1"), ("NOTIPIPE_STATE_CACHE_USERS", "many"),
     ("NOTIPIPE_STATE_CACHE_MB", "0"), ("NOTIPIPE_ROCKSDB_MEMORY_MB", "8"),
-    ("NOTIPIPE_PREFS_CACHE_USERS", "-5"), ("NOTIPIPE_PREFS_CACHE_USERS", "1e9")])
+    ("NOTIPIPE_PREFS_CACHE_USERS", "-5"), ("NOTIPIPE_PREFS_CACHE_USERS", "1e9"),
+    ("NOTIPIPE_DELIVERY_LINGER_MS", "-1"), ("NOTIPIPE_DELIVERY_LINGER_MS", "2.5")])
 def test_worker_settings_reject_bad_values_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as error:
         WorkerSettings.from_env({name: value})
