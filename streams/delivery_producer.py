@@ -3,11 +3,12 @@ librdkafka: it batches in C, so a record costs one cheap Python call instead of 
 future, a callback and aiokafka accumulator work each).
 
 Deliveries and changelog records go through two librdkafka producers. A delivery's latency is
-the pipeline's, so it lingers 5 ms by default (``NOTIPIPE_DELIVERY_LINGER_MS``); nothing waits
-for a changelog record before the next commit's flush (which sends at once, whatever the linger),
-so those linger 50 ms and travel in batches ten times larger. Each event writes one; at
-moderate load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB records
-at 3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
+the pipeline's, so it lingers 1 ms by default (``NOTIPIPE_DELIVERY_LINGER_MS``; 5 ms cost 4–5 ms
+of median latency at 2,400 events/s and saved no CPU that showed, docs/capacity.md). Nothing
+waits for a changelog record before the next commit's flush (which sends at once, whatever the
+linger), so those linger 50 ms and travel in large batches. Each event writes one; at moderate
+load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB records at
+3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
 50 ms; the broker's share fell too).
 
 Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
@@ -33,7 +34,7 @@ from .model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
 
-DELIVERY_LINGER_MS = 5  # the default: added to every delivery's latency
+DELIVERY_LINGER_MS = 1  # the default: added to every delivery's latency
 STATE_LINGER_MS = 50  # changelog records: latency nobody waits for (see the module doc)
 
 
@@ -155,7 +156,7 @@ class DeliveryProducer:
     def flush_blocking(self) -> None:
         timeout_s = self.flush_timeout_s
         deadline = time.monotonic() + timeout_s
-        # The lingering one first: the deliveries' 5 ms are over by the time it is done.
+        # The lingering one first: the deliveries' linger is over by the time it is done.
         for producer, what in ((self._state_producer, "changelog records"),
                                (self._producer, "deliveries")):
             left = producer.flush(max(0.0, deadline - time.monotonic()))

@@ -16,7 +16,7 @@
 | `NOTIPIPE_ROCKSDB_MEMORY_MB` | `256` | All RocksDB memory of the worker: block cache, index, memtables |
 | `NOTIPIPE_FETCH_MIN_BYTES` | `65536` | The broker answers a fetch once it has this many bytes... |
 | `NOTIPIPE_FETCH_MAX_WAIT_MS` | `25` | ...or after this long: that much latency, far fewer wake-ups |
-| `NOTIPIPE_DELIVERY_LINGER_MS` | `5` | Deliveries wait this long to share a request: latency for less CPU |
+| `NOTIPIPE_DELIVERY_LINGER_MS` | `1` | Deliveries wait this long to share a request: latency for less CPU |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
@@ -51,7 +51,7 @@ class WorkerSettings:
     rocksdb_memory_mb: int = 256
     fetch_min_bytes: int = 65536
     fetch_max_wait_ms: int = 25
-    delivery_linger_ms: int = 5
+    delivery_linger_ms: int = 1
     clock_file: Path | None = None
     log_level: str = "info"
 
@@ -80,7 +80,7 @@ class WorkerSettings:
         rocksdb_mb = int(number("ROCKSDB_MEMORY_MB", "256", 16, 1024**2, "a whole number"))
         fetch_min = int(number("FETCH_MIN_BYTES", "65536", 1, 50 * 1024**2, "a whole number"))
         fetch_wait = int(number("FETCH_MAX_WAIT_MS", "25", 1, 60_000, "a whole number"))
-        linger = int(number("DELIVERY_LINGER_MS", "5", 0, 1000, "a whole number"))
+        linger = int(number("DELIVERY_LINGER_MS", "1", 0, 1000, "a whole number"))
         level = get("LOG_LEVEL", "info").lower()
         if level not in ("debug", "info", "warning", "warn", "error", "critical"):
             raise ConfigError("NOTIPIPE_LOG_LEVEL", level, "debug, info, warning, error or critical")

@@ -21,13 +21,13 @@ def test_worker_settings_defaults_and_overrides() -> None:
     assert (default.web_port, default.tick_interval_s, default.app_id) == (6066, 1.0, "notipipe-router")
     assert default.data_dir.name == "notipipe-router-6066" and default.state_cache_users == 20_000
     assert (default.state_cache_mb, default.rocksdb_memory_mb) == (128, 256)
-    assert (default.prefs_cache_users, default.delivery_linger_ms) == (200_000, 5)
+    assert (default.prefs_cache_users, default.delivery_linger_ms) == (200_000, 1)
     custom = WorkerSettings.from_env({"NOTIPIPE_WEB_PORT": "7000", "NOTIPIPE_APP_ID": "r2",
                                       "NOTIPIPE_CLOCK_FILE": "/tmp/c.json",
                                       "NOTIPIPE_PREFS_CACHE_USERS": "0",
-                                      "NOTIPIPE_DELIVERY_LINGER_MS": "0"})
+                                      "NOTIPIPE_DELIVERY_LINGER_MS": "5"})
     assert custom.data_dir.name == "r2-7000" and custom.clock_file == Path("/tmp/c.json")
-    assert (custom.prefs_cache_users, custom.delivery_linger_ms) == (0, 0)
+    assert (custom.prefs_cache_users, custom.delivery_linger_ms) == (0, 5)
 
 
 @pytest.mark.parametrize(("name", "value"), [
