@@ -64,7 +64,7 @@ def prometheus_gauges(gauges: dict[str, float]) -> str:
 
 class AgeHistogram:
     """A Prometheus histogram of event ages in seconds: the wall clock when the router takes an
-    event minus its record's Kafka timestamp (the producer's CreateTime, or the broker's
+    event's batch minus the event record's Kafka timestamp (the producer's CreateTime, or the broker's
     LogAppendTime where the topic stamps that).
 
     It is the input half of the end-to-end latency: the producer's linger, the broker, the
