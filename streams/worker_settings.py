@@ -16,7 +16,7 @@
 | `NOTIPIPE_ROCKSDB_MEMORY_MB` | `256` | All RocksDB memory of the worker: block cache, index, memtables |
 | `NOTIPIPE_FETCH_MIN_BYTES` | `65536` | The broker answers a fetch once it has this many bytes... |
 | `NOTIPIPE_FETCH_MAX_WAIT_MS` | `25` | ...or after this long: that much latency, far fewer wake-ups |
-| `NOTIPIPE_DELIVERY_LINGER_MS` | `1` | Deliveries wait up to this long to share a request: more, fewer requests |
+| `NOTIPIPE_DELIVERY_LINGER_MS` | `1` | Deliveries wait this long to share a request (more: fewer requests) |
 | `NOTIPIPE_SESSION_TIMEOUT_S` | `10` | A dead worker's partitions are reassigned after this long |
 | `NOTIPIPE_CLOCK_FILE` | unset | Tests only: a file that sets the worker's clock (clock_control.py) |
 | `NOTIPIPE_LOG_LEVEL` | `info` | Log level of the worker |
