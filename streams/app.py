@@ -43,7 +43,7 @@ from .flush_parking import FlushParking
 from .fresh_partition_seek import seek_uncommitted_to_beginning
 from .lean_consumer import LeanDrainConsumer
 from .lean_producer import LeanBufferProducer
-from .metrics import AgeHistogram, PipelineMetrics, prometheus_gauges
+from .metrics import PipelineMetrics, prometheus_gauges
 from .model import Preferences, dead_letter
 from .queued_events import take_queued
 from .raw_schema import RawSchema
@@ -124,9 +124,6 @@ class Pipeline:
         self.ticks_name = f"{ws.app_id}-ticks"
         self.partitions = discover_partitions(ws, self.events_name, self.prefs_name, self.ticks_name)
         self.metrics = PipelineMetrics()
-        self.event_age = AgeHistogram(
-            "notipipe_event_age_at_routing_seconds",
-            "Wall clock when the router takes an event's batch minus the event record's timestamp")
         self.due = DueIndex()
         self._index_stale = True
         self._targets_stale = True
@@ -341,7 +338,7 @@ class Pipeline:
         counters = self.metrics.counters
         counters[("events", "routed")] += len(messages)
         # The real wall clock, not self.clock: the age is against the records' timestamps.
-        taken_s, observe_age = time.time(), self.event_age.observe
+        taken_s, observe_age = time.time(), self.metrics.event_age.observe
         for message in messages:
             if message.timestamp is not None:
                 observe_age(taken_s - message.timestamp)
@@ -547,8 +544,7 @@ class Pipeline:
     def _add_pages(self) -> None:
         @self.app.page("/metrics")
         async def metrics(view: Any, request: Any) -> Any:
-            text = (self.metrics.prometheus() + self.event_age.prometheus()
-                    + prometheus_gauges(self._memory_gauges()))
+            text = self.metrics.prometheus() + prometheus_gauges(self._memory_gauges())
             return view.text(text, content_type="text/plain")
 
         @self.app.page("/counters")

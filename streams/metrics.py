@@ -24,48 +24,10 @@ _LABELS = {
 }
 
 
-class PipelineMetrics:
-    def __init__(self) -> None:
-        self.counters: Counter = Counter()
-
-    def add(self, counters: Counter) -> None:
-        self.counters.update(counters)
-
-    def inc(self, *key: str, by: int = 1) -> None:
-        self.counters[key] += by
-
-    def as_dict(self) -> dict[str, int]:
-        return {".".join(key): value for key, value in sorted(self.counters.items())}
-
-    def prometheus(self) -> str:
-        lines: list[str] = []
-        families: dict[str, list[tuple[tuple[str, ...], int]]] = {}
-        for key, value in self.counters.items():
-            families.setdefault(key[0], []).append((key[1:], value))
-        for family, rows in sorted(families.items()):
-            name = f"notipipe_{family}_total"
-            lines.append(f"# TYPE {name} counter")
-            labels = _LABELS.get(family, tuple(f"l{i}" for i in range(8)))
-            for tail, value in sorted(rows):
-                pairs = ",".join(f'{label}="{v}"' for label, v in zip(labels, tail, strict=False))
-                lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
-        return "\n".join(lines) + "\n"
-
-
-def prometheus_gauges(gauges: dict[str, float]) -> str:
-    """Point-in-time values (memory in use, cache sizes) as ``notipipe_<name>`` gauges."""
-    lines: list[str] = []
-    for name, value in sorted(gauges.items()):
-        lines.append(f"# TYPE notipipe_{name} gauge")
-        lines.append(f"notipipe_{name} {value!r}" if isinstance(value, float) and not value.is_integer()
-                     else f"notipipe_{name} {int(value)}")
-    return "\n".join(lines) + "\n"
-
-
 class AgeHistogram:
     """A Prometheus histogram of event ages in seconds: the wall clock when the router takes an
-    event's batch minus the event record's Kafka timestamp (the producer's CreateTime, or the broker's
-    LogAppendTime where the topic stamps that).
+    event's batch minus the event record's Kafka timestamp (the producer's CreateTime, or the
+    broker's LogAppendTime where the topic stamps that).
 
     It is the input half of the end-to-end latency: the producer's linger, the broker, the
     worker's fetch wait and its queue, or the lag when the worker falls behind. Clocks of other
@@ -99,3 +61,45 @@ class AgeHistogram:
         lines.append(f"{name}_sum {self.total_s!r}")
         lines.append(f"{name}_count {self.count}")
         return "\n".join(lines) + "\n"
+
+
+class PipelineMetrics:
+    def __init__(self) -> None:
+        self.counters: Counter = Counter()
+        self.event_age = AgeHistogram(
+            "notipipe_event_age_at_routing_seconds",
+            "Wall clock when the router takes an event's batch minus the event record's timestamp")
+
+    def add(self, counters: Counter) -> None:
+        self.counters.update(counters)
+
+    def inc(self, *key: str, by: int = 1) -> None:
+        self.counters[key] += by
+
+    def as_dict(self) -> dict[str, int]:
+        return {".".join(key): value for key, value in sorted(self.counters.items())}
+
+    def prometheus(self) -> str:
+        lines: list[str] = []
+        families: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for key, value in self.counters.items():
+            families.setdefault(key[0], []).append((key[1:], value))
+        for family, rows in sorted(families.items()):
+            name = f"notipipe_{family}_total"
+            lines.append(f"# TYPE {name} counter")
+            labels = _LABELS.get(family, tuple(f"l{i}" for i in range(8)))
+            for tail, value in sorted(rows):
+                pairs = ",".join(f'{label}="{v}"' for label, v in zip(labels, tail, strict=False))
+                lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
+        return "\n".join(lines) + "\n" + self.event_age.prometheus()
+
+
+def prometheus_gauges(gauges: dict[str, float]) -> str:
+    """Point-in-time values (memory in use, cache sizes) as ``notipipe_<name>`` gauges."""
+    lines: list[str] = []
+    for name, value in sorted(gauges.items()):
+        lines.append(f"# TYPE notipipe_{name} gauge")
+        lines.append(f"notipipe_{name} {value!r}" if isinstance(value, float) and not value.is_integer()
+                     else f"notipipe_{name} {int(value)}")
+    return "\n".join(lines) + "\n"
+
