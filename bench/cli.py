@@ -29,7 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "bench",
         help="benchmark the worker against its peers on the local stack",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Throughput and latency of the router, measured from the topics, next to three "
         "peers running the same rules on the same broker: a plain confluent-kafka loop, "
         "Quix Streams and a naive Faust agent. Needs the local stack (`notipipe stack up`). "
@@ -45,10 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--systems",
         type=_csv(str),
         default=list(ALL_SYSTEMS),
-        help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}",
+        help=f"comma-separated subset of {','.join(ALL_SYSTEMS)} (default: all)",
     )
     parser.add_argument(
-        "--workers", type=_csv(int), default=None, help="worker process counts to run (default 1,2)"
+        "--workers", type=_csv(int), default=None, help="worker process counts to run (default: 1,2)"
     )
     parser.add_argument(
         "--peers-2w",
@@ -60,22 +59,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--events",
         type=int,
         default=None,
-        help="events in the max-throughput burst (quick 20000, full 500000)",
+        help="events in the max-throughput burst (default: quick 20000, full 500000)",
     )
     parser.add_argument(
         "--max-runs",
         type=int,
         default=None,
         help="max-throughput bursts per system; the tables show the median burst and the range "
-        "(quick 3, full 1: a single burst's rate moves by up to a third on a shared VM)",
+        "(default: quick 3, full 1; a single burst's rate moves by up to a third on a shared VM)",
     )
-    parser.add_argument("--users", type=int, default=None, help="distinct users (quick 5000, full 100000)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of every bench topic")
+    parser.add_argument(
+        "--users", type=int, default=None, help="distinct users (default: quick 5000, full 100000)"
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=4, help="partitions of every bench topic (default: 4)"
+    )
     parser.add_argument(
         "--rates",
         type=_csv(float),
         default=[0.25, 0.5, 0.75, 1.0],
-        help="offered rates as fractions of the measured maximum",
+        help="offered rates as fractions of the measured maximum (default: 0.25,0.5,0.75,1)",
     )
     parser.add_argument(
         "--rate-base",
@@ -84,13 +87,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="EVENTS_PER_S",
         help="offer --rates (and the spike and --soak, which take 25 %% and 50 %% of the maximum) "
         "as fractions of this rate instead of each system's measured maximum (to compare builds "
-        "or settings at the same offered load)",
+        "or settings at the same offered load; default: each system's own maximum)",
     )
     parser.add_argument(
-        "--rate-seconds", type=float, default=None, help="length of each fixed-rate phase (quick 4, full 20)"
+        "--rate-seconds",
+        type=float,
+        default=None,
+        help="seconds of each fixed-rate phase (default: quick 4, full 20)",
     )
     parser.add_argument(
-        "--spike-seconds", type=float, default=None, help="length of the 10x spike (quick 2, full 5)"
+        "--spike-seconds",
+        type=float,
+        default=None,
+        help="seconds of the 10x spike (default: quick 2, full 5)",
     )
     parser.add_argument(
         "--category-mix",
@@ -102,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--priority-mix",
         default=None,
         metavar="PRIO=W,...",
-        help="LOW/NORMAL/HIGH/CRITICAL weights (default LOW=.2,NORMAL=.6,HIGH=.15,CRITICAL=.05)",
+        help="LOW/NORMAL/HIGH/CRITICAL weights (default: LOW=.2,NORMAL=.6,HIGH=.15,CRITICAL=.05)",
     )
     parser.add_argument(
         "--digest-share",
@@ -110,23 +119,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="share of events in digest categories (default: from the mix, 0.40)",
     )
-    parser.add_argument("--duplicate-share", type=float, default=0.02, help="share of repeated event ids")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--duplicate-share", type=float, default=0.02, help="share of repeated event ids (default: 0.02)"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed of the workload generator (default: 42)")
     parser.add_argument(
         "--soak",
         type=int,
         default=0,
         metavar="EVENTS",
         help="after the sweep, run notipipe (1 worker) at 50 %% of its max for this many "
-        "events and report RSS before/after (e.g. 5000000)",
+        "events and report RSS before/after (e.g. 5000000; default: 0, no soak)",
     )
     parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="py-spy the notipipe worker (1 worker) during an extra burst",
+        help="py-spy the notipipe worker (1 worker) during an extra burst (default: on)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where JSON, PNG and the profile go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="where JSON, PNG and the profile go (default: bench/results)",
+    )
     parser.set_defaults(handler=run)
 
 

@@ -137,5 +137,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("demo", help="send a few events through the running pipeline and show "
                                          "where they arrive",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each step")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds to wait per step (default: 60)")
     parser.set_defaults(handler=run)
