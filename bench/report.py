@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stack.settings import StackSettings
 
+from .memory import timeline
 from .runner import SystemRun
 from .stats import fmt_ms, fmt_rate
 from .systems import QUIX_VENV
@@ -304,7 +305,49 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
         out.append(
             _table(["system", "workers", "events", "rate/s", "p99 ms", "RSS MB before", "RSS MB after"], rows)
         )
+        for r in runs:
+            for p in r.phase("soak"):
+                out.extend(_soak_memory(p.extra.get("memory_samples") or [], p.extra.get("memory_summary")))
     return "\n".join(out)
+
+
+def _soak_memory(samples: list[dict], summary: dict | None) -> list[str]:
+    """The soak's RSS next to the caches that explain it, and the growth in its second half."""
+    if not samples:
+        return []
+    base = next((s["events_routed"] for s in samples if s["events_routed"] is not None), None)
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f}"
+
+    rows = [
+        [
+            f"{s['elapsed_s']:.0f}",
+            _millions(s["events_routed"], base),
+            f"{s['rss_mb']:.0f}",
+            cell(s["rocksdb_mb"]),
+            cell(s["state_cache_mb"]),
+        ]
+        for s in timeline(samples)
+    ]
+    lines = [
+        "\nSoak memory over time (RSS of the worker; RocksDB: its block cache with the memtables; "
+        "state cache: its own estimate):",
+        _table(["s", "events", "RSS MB", "RocksDB MB", "state cache MB"], rows),
+    ]
+    if summary and "second_half_mb_per_million_events" in summary:
+        per_million = summary["second_half_mb_per_million_events"]
+        lines.append(
+            f"RSS peak {summary['rss_mb_peak']:.0f} MB; over the soak's second half "
+            f"({summary['second_half_events'] / 1e6:.2f}M events) it moved "
+            f"{summary['second_half_rss_mb']:+.1f} MB ({per_million:+.1f} MB per million events). "
+            "Rising while the caches fill to their budgets is expected; rising once they are full is not."
+        )
+    return lines
+
+
+def _millions(count: int | None, base: int | None) -> str:
+    return "-" if count is None or base is None else f"{(count - base) / 1e6:.2f}M"
 
 
 def _kept_up(p) -> str:  # noqa: ANN001 - a PhaseResult

@@ -48,6 +48,7 @@ from streams.settings import RouterSettings
 from . import kafka_io
 from .core import measure_core
 from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend, Topics
+from .memory import MemorySampler, as_json, summarize
 from .profile import Profiler
 from .stats import Schedule, Segment, latency_by_window, latency_summary, sustained_rate
 from .systems import SYSTEMS, Running, System, machine_cpu_s, proc_cpu_s
@@ -395,6 +396,11 @@ class SystemBench:
         disk0 = self.running.disk_write_bytes()
         wall0 = time.monotonic()
         sampler.start()
+        memory = None
+        if kind == "soak":  # RSS with the worker's memory gauges, ~40 times over the soak
+            interval = min(60.0, max(5.0, schedule.duration_s / 40)) if schedule else 30.0
+            memory = MemorySampler(self.running.pids[0], self.base_port, interval)
+            memory.start()
         sender = PacedSend(self.producer, self.topics.events, keys, values, schedule)
         sender.run()
         known = self.result.max_rate if kind not in ("max", "max_repeat") else math.nan
@@ -407,6 +413,7 @@ class SystemBench:
         disk1 = self.running.disk_write_bytes()
         wall = time.monotonic() - wall0
         samples = sampler.stop()
+        memory_samples = memory.stop() if memory else []
         records = self.reader.read_new()
         self._last_records = records
         self._all_records.extend(records)
@@ -430,6 +437,9 @@ class SystemBench:
         result.caught_up = waited is not None
         result.rss_mb = self.running.rss_mb()
         result.sender_late_s = round(sender.late_s, 3)
+        if memory_samples:
+            result.extra["memory_samples"] = as_json(memory_samples)
+            result.extra["memory_summary"] = summarize(memory_samples)
         if kind == "spike":
             result.extra["lag_samples"] = [
                 (round(t - sender.started_ms / 1000, 2), lag) for t, lag in samples
