@@ -82,16 +82,16 @@ def summarize(samples: Sequence[MemorySample]) -> dict:
         return {}
     rss = [s.rss_mb for s in samples]
     out: dict = {"rss_mb_first": rss[0], "rss_mb_last": rss[-1], "rss_mb_peak": max(rss)}
-    counted = [s for s in samples if s.events_routed is not None]
+    counted = [(s.events_routed, s.rss_mb) for s in samples if s.events_routed is not None]
     if len(counted) >= 2:
-        first, last = counted[0], counted[-1]
-        halfway = first.events_routed + (last.events_routed - first.events_routed) / 2
-        middle = next(s for s in counted if s.events_routed >= halfway)
-        events = last.events_routed - middle.events_routed
+        (first, _), (last, last_rss) = counted[0], counted[-1]
+        halfway = first + (last - first) / 2
+        middle, middle_rss = next(c for c in counted if c[0] >= halfway)
+        events, grown = last - middle, round(last_rss - middle_rss, 1)
         out["second_half_events"] = events
-        out["second_half_rss_mb"] = round(last.rss_mb - middle.rss_mb, 1)
+        out["second_half_rss_mb"] = grown
         if events > 0:
-            out["second_half_mb_per_million_events"] = round(1e6 * (last.rss_mb - middle.rss_mb) / events, 1)
+            out["second_half_mb_per_million_events"] = round(1e6 * grown / events, 1)
     return out
 
 
