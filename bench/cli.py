@@ -129,7 +129,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="EVENTS",
         help="after the sweep, run notipipe (1 worker) at 50 %% of its max for this many "
-        "events and report RSS before/after (e.g. 5000000; default: 0, no soak)",
+        "events and report its RSS over time (e.g. 5000000; default: 0, no soak)",
     )
     parser.add_argument(
         "--profile",
