@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .systems import proc_rss_mb
@@ -101,7 +101,3 @@ def timeline(samples: Sequence[T], rows: int = 10) -> list[T]:
         return list(samples)
     step = (len(samples) - 1) / (rows - 1)
     return [samples[round(i * step)] for i in range(rows)]
-
-
-def as_json(samples: Sequence[MemorySample]) -> list[dict]:
-    return [asdict(s) for s in samples]

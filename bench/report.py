@@ -286,9 +286,10 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
             )
         )
 
-    rows = []
+    rows, timelines = [], []
     for r in runs:
         for p in r.phase("soak"):
+            timelines.extend(_soak_memory(p.extra.get("memory_samples") or [], p.extra.get("memory_summary")))
             rows.append(
                 [
                     r.label,
@@ -305,9 +306,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
         out.append(
             _table(["system", "workers", "events", "rate/s", "p99 ms", "RSS MB before", "RSS MB after"], rows)
         )
-        for r in runs:
-            for p in r.phase("soak"):
-                out.extend(_soak_memory(p.extra.get("memory_samples") or [], p.extra.get("memory_summary")))
+        out.extend(timelines)
     return "\n".join(out)
 
 

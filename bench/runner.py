@@ -48,7 +48,7 @@ from streams.settings import RouterSettings
 from . import kafka_io
 from .core import measure_core
 from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend, Topics
-from .memory import MemorySampler, as_json, summarize
+from .memory import MemorySampler, summarize
 from .profile import Profiler
 from .stats import Schedule, Segment, latency_by_window, latency_summary, sustained_rate
 from .systems import SYSTEMS, Running, System, machine_cpu_s, proc_cpu_s
@@ -397,8 +397,8 @@ class SystemBench:
         wall0 = time.monotonic()
         sampler.start()
         memory = None
-        if kind == "soak":  # RSS with the worker's memory gauges, ~40 times over the soak
-            interval = min(60.0, max(5.0, schedule.duration_s / 40)) if schedule else 30.0
+        if kind == "soak" and schedule is not None:  # RSS and the memory gauges, ~40 times
+            interval = min(60.0, max(5.0, schedule.duration_s / 40))
             memory = MemorySampler(self.running.pids[0], self.base_port, interval)
             memory.start()
         sender = PacedSend(self.producer, self.topics.events, keys, values, schedule)
@@ -438,7 +438,7 @@ class SystemBench:
         result.rss_mb = self.running.rss_mb()
         result.sender_late_s = round(sender.late_s, 3)
         if memory_samples:
-            result.extra["memory_samples"] = as_json(memory_samples)
+            result.extra["memory_samples"] = [dataclasses.asdict(m) for m in memory_samples]
             result.extra["memory_summary"] = summarize(memory_samples)
         if kind == "spike":
             result.extra["lag_samples"] = [
