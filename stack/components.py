@@ -111,6 +111,16 @@ def _log4j2_config(settings: StackSettings) -> Path:
     return path
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, as `kafka-storage random-uuid` makes.
+    Like Kafka's own, never one that starts with '-': the storage tool would read it as an option
+    (about 1 in 64 ids, so about 1 in 64 fresh stacks failed to format)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str) -> list[str]:
     return [check_java(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={_log4j2_config(settings)}",
@@ -159,7 +169,7 @@ class Kafka(Component):
             "",
         ]))
         if not (self.data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             result = subprocess.run(
                 _java_cmd(self.settings, "256m", self._classpath(), "kafka.tools.StorageTool",
                           "format", "-t", cluster_id, "-c", str(self.properties)),
