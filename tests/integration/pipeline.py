@@ -3,6 +3,7 @@ test sets, and a watcher that decodes what arrives on the delivery and DLQ topic
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -63,10 +64,28 @@ def make_pipeline_env(stack: StackSettings, tmp: Path, router_env: dict[str, str
     return PipelineEnv(scoped, prefix, tmp / "clock.json", tmp / "worker-data", router_env)
 
 
+# Worker web ports come from below the kernel's ephemeral range (32768 and up on Linux): a port
+# the kernel picked for a probe socket could be handed out again as the local port of any client
+# connection before the worker binds it. Ports here are only ever taken by a deliberate bind.
+_PORTS = itertools.count(20_000 + os.getpid() % 5_000 * 2)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on now, never handed out twice in this test session."""
+    for port in _PORTS:
+        if port >= 32_768:
+            break
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below the ephemeral range")
+
+
+class WorkerUnreachable(AssertionError):
+    """A worker's web server did not answer: its counters are unknown, not zero."""
 
 
 class WorkerProcess:
@@ -76,7 +95,7 @@ class WorkerProcess:
         self.env = env
         self.web_port = web_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = env.data_dir.parent / f"worker-{web_port}.log"
+        self.log = env.data_dir.parent / f"worker-{self.web_port}.log"
 
     def start(self) -> None:
         env = {
@@ -100,13 +119,32 @@ class WorkerProcess:
     def data_dir(self) -> Path:
         return self.env.data_dir / str(self.web_port)
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict:
+        """The worker's /counters; raises WorkerUnreachable if it does not answer, so that a
+        failed read can never pass for a count of zero."""
         url = f"http://127.0.0.1:{self.web_port}/counters"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=5) as response:
                 return json.load(response)
-        except OSError:
-            return {}
+        except OSError as exc:
+            state = "running" if self.proc is not None and self.proc.poll() is None else "not running"
+            raise WorkerUnreachable(f"worker on port {self.web_port} ({state}) did not answer "
+                                    f"/counters: {exc}\n{self.log_tail()}") from exc
+
+    def counters_if_up(self) -> dict | None:
+        """The counters, or None while the worker is starting or stopped (for waits only)."""
+        try:
+            return self.counters()
+        except WorkerUnreachable:
+            return None
+
+    def counter(self, name: str) -> int:
+        """One counter; a counter the worker has not incremented yet is 0."""
+        return int(self.counters().get(name, 0))
+
+    def owned_partitions(self) -> set[int]:
+        counters = self.counters_if_up()
+        return set(counters["partitions"]) if counters else set()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit, no flush."""
@@ -123,6 +161,8 @@ class WorkerProcess:
                 self.kill()
 
     def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return f"(no log at {self.log})"
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
@@ -175,6 +215,25 @@ class Watcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def set_clock(workers: list[WorkerProcess], env: PipelineEnv, fake_now_ms: int | None) -> None:
+    """Move the pipeline's clock (None: back to the real one) and wait until every worker runs on
+    it. The clock flows from the instant set, so a worker is on it when its reading agrees with
+    the flowing target to within a second; the worker re-reads the file every 100 ms."""
+    written_ms = time.time_ns() // 1_000_000
+    if fake_now_ms is None:
+        env.real_clock()
+        fake_now_ms = written_ms
+    else:
+        env.set_clock(fake_now_ms)
+
+    def on_new_clock(worker: WorkerProcess) -> bool:
+        target = fake_now_ms + time.time_ns() // 1_000_000 - written_ms
+        return abs(worker.counters()["clock_ms"] - target) < 1_000
+
+    for worker in workers:
+        wait_for(lambda w=worker: on_new_clock(w), 10, f"worker {worker.web_port} to read the clock")
 
 
 def wait_until_routing(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,

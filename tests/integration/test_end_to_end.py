@@ -54,10 +54,10 @@ def _cli(env: PipelineEnv, *args: str) -> str:
 def test_event_sent_with_the_cli_reaches_the_inbox_and_the_provider(
         settings: StackSettings, pipeline_env: PipelineEnv, connectors, worker, pg) -> None:
     user = f"e2e-{uuid.uuid4().hex[:8]}"
-    before = worker.counters().get("preferences.stored", 0)
+    before = worker.counter("preferences.stored")
     _cli(pipeline_env, "prefs", "set", "--user", user, "--address", f"email={user}@example.com",
          "--address", "in_app=")
-    wait_for(lambda: worker.counters().get("preferences.stored", 0) > before, 30, "preferences stored")
+    wait_for(lambda: worker.counter("preferences.stored") == before + 1, 30, "preferences stored")
     event_id = _cli(pipeline_env, "send", "--user", user, "--category", "billing",
                     "--title", "Invoice ready", "--body", "Invoice #7 is ready").strip()
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 import uuid
+from dataclasses import replace
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -18,8 +19,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from stack.components import ProviderStub
-from stack.process import read_pid
+from stack.process import read_pid, stop
 from stack.settings import StackSettings
+from tests.integration.pipeline import free_port
 from tests.waiting import wait_for
 
 PROBE_V1 = {
@@ -141,21 +143,26 @@ def test_jdbc_sink_writes_an_avro_record_into_postgres(settings: StackSettings, 
         pg.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def _status(settings: StackSettings) -> dict[str, str]:
+def _status(environ: dict[str, str]) -> dict[str, str]:
     result = subprocess.run([sys.executable, "-m", "streams.cli", "stack", "status", "--json"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=environ)
     return {c["name"]: c["state"] for c in json.loads(result.stdout)["components"]}
 
 
-def test_status_reports_a_killed_component_as_down(settings: StackSettings) -> None:
-    stub = ProviderStub(settings)
-    pid = read_pid(stub.pid_file)
-    assert pid is not None and _status(settings)["provider-stub"] == "up"
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: _status(settings)["provider-stub"] == "down", 20, "status to show the stub down")
-    assert _status(settings)["kafka"] == "up"
-    # Bring it back for the tests that follow; `up` restarts only what is down.
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "stack", "up", "--only",
-                             "provider-stub"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert _status(settings)["provider-stub"] == "up"
+def test_status_reports_a_killed_component_as_down(settings: StackSettings, tmp_path) -> None:
+    """A provider stub of this test's own (own home, own port) is killed: the shared stack's stub
+    keeps serving the other tests, whatever order they run in."""
+    scoped = replace(settings, home=tmp_path, stub_port=free_port())
+    environ = {**os.environ, "NOTIPIPE_HOME": str(tmp_path),
+               "NOTIPIPE_STUB_PORT": str(scoped.stub_port)}
+    stub = ProviderStub(scoped)
+    stub.start()
+    try:
+        pid = read_pid(stub.pid_file)
+        assert pid is not None and _status(environ)["provider-stub"] == "up"
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: _status(environ)["provider-stub"] == "down", 20,
+                 "status to show the stub down")
+        assert _status(dict(os.environ))["kafka"] == "up"  # the shared stack is untouched
+    finally:
+        stop(stub.pid_file, timeout_s=10)
