@@ -12,16 +12,16 @@ import json
 import time
 from collections.abc import Sequence
 
-from streams.avro_codec import AvroCodec
-from streams.delivery_avro import DeliveryEncoder
-from streams.due_index import DueIndex
-from streams.model import Preferences
-from streams.routing.router import flush_due, next_due_ms, route
-from streams.routing.state import UserState
-from streams.routing.validation import decode_event, decode_preferences, validate
-from streams.schemas import load_schema
-from streams.settings import RouterSettings
-from streams.topics import CHANNELS
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.contracts.schemas import load_schema
+from streams.contracts.topics import CHANNELS
+from streams.core.model import Preferences
+from streams.core.routing.router import flush_due, next_due_ms, route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import decode_event, decode_preferences, validate
+from streams.core.settings import RouterSettings
+from streams.worker.due_index import DueIndex
 
 STAGES = (
     "decode Avro",

@@ -21,9 +21,9 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
-from streams.avro_codec import _strip_logical
-from streams.schemas import load_schema
-from streams.topics import CHANNELS, deliveries_topic
+from streams.contracts.avro_codec import _strip_logical
+from streams.contracts.schemas import load_schema
+from streams.contracts.topics import CHANNELS, deliveries_topic
 
 from .stats import Schedule
 

@@ -37,13 +37,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from stack.process import read_pid
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
-from streams.avro_codec import AvroCodec, wire_header
-from streams.model import Event
-from streams.routing.router import route
-from streams.routing.state import UserState
-from streams.routing.validation import decode_event
-from streams.schemas import load_schema, subject_for
-from streams.settings import RouterSettings
+from streams.contracts.avro_codec import AvroCodec, wire_header
+from streams.contracts.schemas import load_schema, subject_for
+from streams.core.model import Event
+from streams.core.routing.router import route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import decode_event
+from streams.core.settings import RouterSettings
 
 from . import kafka_io
 from .core import measure_core

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from streams.model import Channel, ChannelPreference, DeliveryMode, Event, Preferences, Priority, QuietHours
+from streams.core.model import (
+    Channel,
+    ChannelPreference,
+    DeliveryMode,
+    Event,
+    Preferences,
+    Priority,
+    QuietHours,
+)
 
 # Category -> (weight, template, data builder). social.like and social.follow are the router's
 # default digest categories (NOTIPIPE_DIGEST_CATEGORIES).

@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from stack.settings import PROJECT_ROOT, StackSettings
-from streams.topics import pipeline_topics
+from streams.contracts.topics import pipeline_topics
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
 COMPATIBILITY = "BACKWARD_TRANSITIVE"

@@ -7,7 +7,7 @@ import contextlib
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from stack.settings import StackSettings
-from streams.topics import TopicSpec, pipeline_topics
+from streams.contracts.topics import TopicSpec, pipeline_topics
 
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from bench import cli as bench_cli
 from stack import cli as stack_cli
 from stack import connectors_cli
-from streams import client_cli, demo, worker
+from streams.client import cli as client_cli
+from streams.client import demo
+from streams.worker import run as worker
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,17 +26,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Options, Rdict, WriteBatch
 
-from streams.avro_codec import AvroCodec, DecodeError
-from streams.delivery_avro import DeliveryEncoder
-from streams.due_index import DueIndex
-from streams.model import Preferences, dead_letter
-from streams.routing.router import flush_due, next_due_ms, route
-from streams.routing.state import UserState
-from streams.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
-from streams.schemas import load_schema, subject_for
-from streams.settings import RouterSettings
-from streams.topics import CHANNELS, deliveries_topic
-from streams.worker_settings import WorkerSettings
+from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.core.model import Preferences, dead_letter
+from streams.core.routing.router import flush_due, next_due_ms, route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
+from streams.core.settings import RouterSettings
+from streams.worker.due_index import DueIndex
+from streams.worker.settings import WorkerSettings
 
 log = logging.getLogger("bench.confluent_loop")
 

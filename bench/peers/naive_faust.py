@@ -16,16 +16,16 @@ from typing import Any
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.app import discover_partitions
-from streams.avro_codec import AvroCodec, DecodeError
-from streams.due_index import DueIndex
-from streams.routing.router import flush_due, next_due_ms, route
-from streams.routing.state import UserState
-from streams.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
-from streams.schemas import load_schema, subject_for
-from streams.settings import RouterSettings
-from streams.topics import CHANNELS, deliveries_topic
-from streams.worker_settings import WorkerSettings
+from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.core.routing.router import flush_due, next_due_ms, route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
+from streams.core.settings import RouterSettings
+from streams.worker.app import discover_partitions
+from streams.worker.due_index import DueIndex
+from streams.worker.settings import WorkerSettings
 
 
 def now_ms() -> int:

@@ -28,15 +28,15 @@ from quixstreams import Application, message_context
 from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import Serializer
 
-from streams.avro_codec import AvroCodec, DecodeError
-from streams.delivery_avro import DeliveryEncoder
-from streams.routing.router import flush_due, next_due_ms, route
-from streams.routing.state import UserState
-from streams.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
-from streams.schemas import load_schema, subject_for
-from streams.settings import RouterSettings
-from streams.topics import CHANNELS, deliveries_topic
-from streams.worker_settings import WorkerSettings
+from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.core.routing.router import flush_due, next_due_ms, route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
+from streams.core.settings import RouterSettings
+from streams.worker.settings import WorkerSettings
 
 log = logging.getLogger("bench.quix_app")
 

@@ -68,7 +68,7 @@ def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def client(pipeline_env):
-    from streams.client import NotificationClient
+    from streams.client.sdk import NotificationClient
 
     return NotificationClient(pipeline_env.client_settings)
 

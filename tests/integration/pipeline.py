@@ -24,12 +24,12 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
-from streams.avro_codec import AvroCodec
-from streams.client import ClientSettings, NotificationClient
-from streams.clock_control import write_clock_file
-from streams.model import Delivery
-from streams.schemas import load_schema, subject_for
-from streams.topics import CHANNELS, deliveries_topic
+from streams.client.sdk import ClientSettings, NotificationClient
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.core.model import Delivery
+from streams.worker.clock_file import write_clock_file
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
-from streams.client import NotificationClient, now_ms
+from streams.client.sdk import NotificationClient, now_ms
 from tests.integration.pipeline import (
     PipelineEnv,
     Watcher,

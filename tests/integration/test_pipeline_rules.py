@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.client import NotificationClient, now_ms
-from streams.model import Channel, ChannelPreference, DeliveryMode, Preferences, QuietHours
+from streams.client.sdk import NotificationClient, now_ms
+from streams.core.model import Channel, ChannelPreference, DeliveryMode, Preferences, QuietHours
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess, set_clock
 from tests.waiting import wait_for
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import defaultdict
 
-from streams.client import NotificationClient
+from streams.client.sdk import NotificationClient
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess
 from tests.waiting import wait_for
 

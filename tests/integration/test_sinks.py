@@ -36,9 +36,9 @@ from stack.process import stop
 from stack.schemas_setup import register_schemas, registry_client, schema_text
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
-from streams.avro_codec import AvroCodec
-from streams.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
-from streams.topics import deliveries_topic
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.topics import deliveries_topic
+from streams.core.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
 from tests.waiting import wait_for
 
 RUN = uuid.uuid4().hex[:8]

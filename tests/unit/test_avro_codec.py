@@ -7,9 +7,9 @@ import pytest
 from avro_samples import sample
 from unit_helpers import T0, event, prefs
 
-from streams.avro_codec import AvroCodec, DecodeError, EncodeError
-from streams.model import Event, Preferences
-from streams.schemas import SCHEMA_NAMES, load_schema, schema_text, subject_for
+from streams.contracts.avro_codec import AvroCodec, DecodeError, EncodeError
+from streams.contracts.schemas import SCHEMA_NAMES, load_schema, schema_text, subject_for
+from streams.core.model import Event, Preferences
 
 
 class FakeRegistry:

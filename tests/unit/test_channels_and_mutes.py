@@ -2,8 +2,8 @@
 
 from unit_helpers import T0, cp, event, go, kinds, only, prefs
 
-from streams.model import Channel
-from streams.settings import RouterSettings
+from streams.core.model import Channel
+from streams.core.settings import RouterSettings
 
 
 def test_unknown_user_gets_default_channels():
@@ -128,7 +128,7 @@ def test_expired_event_is_dropped():
 
 
 def test_user_category_mode_overrides_digest_categories():
-    from streams.model import DeliveryMode
+    from streams.core.model import DeliveryMode
 
     p = only(Channel.EMAIL, category_modes={"social": DeliveryMode.IMMEDIATE})
     assert kinds(go(event(category="social.like"), p)) == [("email", "SINGLE", "immediate")]

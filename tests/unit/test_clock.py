@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from streams.clock import Clock, ManualClock, SystemClock
+from streams.core.clock import Clock, ManualClock, SystemClock
 
 
 def test_manual_clock_is_settable_and_advanceable():

@@ -12,8 +12,8 @@ from stack import artifacts
 from stack.connectors_setup import CONNECTOR_DIR, ConnectorError, load_connectors, placeholders, render
 from stack.migrations import MigrationError, find_migrations
 from stack.settings import StackSettings
-from streams.schemas import load_schema
-from streams.topics import CHANNELS, deliveries_topic
+from streams.contracts.schemas import load_schema
+from streams.contracts.topics import CHANNELS, deliveries_topic
 
 SETTINGS = StackSettings.from_env({"NOTIPIPE_TOPIC_PREFIX": "pfx."})
 DELIVERY_FIELDS = {f["name"] for f in load_schema("delivery")["fields"]}

@@ -2,8 +2,8 @@
 
 from unit_helpers import T0, at, event, go, kinds, limited, only
 
-from streams.model import Channel, Priority
-from streams.routing import UserState
+from streams.core.model import Channel, Priority
+from streams.core.routing import UserState
 
 
 def critical(event_id: str = "c1", **kw):

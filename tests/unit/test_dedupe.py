@@ -2,9 +2,9 @@
 
 from unit_helpers import HOUR, MINUTE, T0, S, event, go, kinds, limited, only
 
-from streams.model import Channel
-from streams.routing import UserState, flush_due
-from streams.settings import RouterSettings
+from streams.core.model import Channel
+from streams.core.routing import UserState, flush_due
+from streams.core.settings import RouterSettings
 
 P = only(Channel.EMAIL)
 

@@ -9,11 +9,11 @@ import pytest
 from test_avro_codec import FakeRegistry
 from unit_helpers import T0
 
-from streams import delivery_avro
-from streams.avro_codec import AvroCodec, EncodeError, wire_header
-from streams.delivery_avro import DeliveryEncoder
-from streams.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
-from streams.schemas import load_schema, parsed_schema
+from streams.contracts import delivery_avro
+from streams.contracts.avro_codec import AvroCodec, EncodeError, wire_header
+from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.contracts.schemas import load_schema, parsed_schema
+from streams.core.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
 
 TEXTS = ("", "a", "x" * 63, "y" * 64, "z" * 200, "Grüße 🚀 ünïcödé", "line\nbreak", "é" * 5000)
 LONGS = (0, 1, -1, 63, 64, -64, -65, 2**31 - 1, -(2**31), T0, 2**63 - 1, -(2**63))

@@ -4,8 +4,8 @@ import re
 
 from unit_helpers import MINUTE, T0, event, go, only
 
-from streams.model import Channel, DeliveryKind
-from streams.routing import UserState, delivery_id, flush_due
+from streams.core.model import Channel, DeliveryKind
+from streams.core.routing import UserState, delivery_id, flush_due
 
 
 def test_id_is_32_hex_and_ignores_event_order():

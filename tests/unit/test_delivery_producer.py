@@ -6,10 +6,10 @@ import asyncio
 import pytest
 from test_avro_codec import FakeRegistry
 
-from streams.avro_codec import AvroCodec
-from streams.delivery_producer import DeliveryProduceError, DeliveryProducer
-from streams.model import Channel, Delivery, DeliveryKind, Priority
-from streams.schemas import schema_text
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.schemas import schema_text
+from streams.core.model import Channel, Delivery, DeliveryKind, Priority
+from streams.worker.delivery_producer import DeliveryProduceError, DeliveryProducer
 
 NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there on a test machine
 

@@ -2,9 +2,9 @@
 
 from unit_helpers import MINUTE, T0, S, event, go, only
 
-from streams.model import Channel, DeliveryKind
-from streams.routing import UserState, flush_due, next_due_ms
-from streams.settings import RouterSettings
+from streams.core.model import Channel, DeliveryKind
+from streams.core.routing import UserState, flush_due, next_due_ms
+from streams.core.settings import RouterSettings
 
 P = only(Channel.EMAIL)
 WINDOW = S.digest_window_ms
@@ -86,7 +86,7 @@ def test_items_are_the_newest_few_but_every_id_is_carried():
 
 
 def test_digest_priority_is_the_highest_held():
-    from streams.model import Priority
+    from streams.core.model import Priority
 
     state = UserState()
     go(like("e1", priority=Priority.LOW), P, state, T0)

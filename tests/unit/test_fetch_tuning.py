@@ -5,9 +5,9 @@ import asyncio
 import faust
 import pytest
 
-from streams.lean_consumer import LeanDrainConsumer
-from streams.settings import ConfigError
-from streams.worker_settings import WorkerSettings
+from streams.core.settings import ConfigError
+from streams.faust_ext.consumer import LeanDrainConsumer
+from streams.worker.settings import WorkerSettings
 
 
 def _aiokafka_fetch_settings(consumer_class: type) -> tuple[int, int]:

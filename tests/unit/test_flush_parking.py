@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from streams.flush_parking import FlushParking
+from streams.worker.flush_parking import FlushParking
 
 
 def _parking() -> FlushParking[tuple[bytes, int]]:

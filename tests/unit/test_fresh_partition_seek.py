@@ -6,7 +6,7 @@ import asyncio
 from collections import namedtuple
 from typing import Any
 
-from streams.fresh_partition_seek import seek_uncommitted_to_beginning
+from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
 
 TP = namedtuple("TP", "topic partition")
 

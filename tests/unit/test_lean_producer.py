@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from streams.lean_producer import EbbCheckedBuffer, LeanBufferProducer
+from streams.faust_ext.producer import EbbCheckedBuffer, LeanBufferProducer
 
 
 def _producer_buffer(threaded: bool = False) -> faust.types.transports.ProducerBufferT:

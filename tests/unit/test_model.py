@@ -6,7 +6,7 @@ import orjson
 from faust.serializers import codecs
 from unit_helpers import T0, cp, event, prefs
 
-from streams.model import (
+from streams.core.model import (
     Channel,
     Delivery,
     DeliveryKind,

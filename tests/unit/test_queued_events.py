@@ -11,7 +11,7 @@ import faust
 import pytest
 from faust.types.tuples import ConsumerMessage, Message
 
-from streams.queued_events import take_queued
+from streams.faust_ext.queued_events import take_queued
 
 EVENTS = "notifications.events"
 

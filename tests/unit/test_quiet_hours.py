@@ -2,9 +2,9 @@
 
 from unit_helpers import MINUTE, at, event, go, kinds, only, prefs
 
-from streams.model import Channel, DeliveryKind
-from streams.routing import UserState, flush_due, next_due_ms
-from streams.routing.quiet_hours import quiet_until
+from streams.core.model import Channel, DeliveryKind
+from streams.core.routing import UserState, flush_due, next_due_ms
+from streams.core.routing.quiet_hours import quiet_until
 
 BERLIN_NIGHT = (22 * 60, 7 * 60)  # 22:00-07:00 local
 

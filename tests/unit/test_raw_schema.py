@@ -10,7 +10,7 @@ import faust
 import pytest
 from faust.types import Message
 
-from streams.raw_schema import RawSchema
+from streams.faust_ext.raw_schema import RawSchema
 
 
 def _message(key: bytes | None, value: bytes | None) -> Message:

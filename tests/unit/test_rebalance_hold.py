@@ -3,7 +3,7 @@ restarted on an empty disk routing nothing) is in tests/integration/test_pipelin
 
 from __future__ import annotations
 
-from streams.lean_consumer import RebalanceHold
+from streams.faust_ext.consumer import RebalanceHold
 
 CHANGELOG = "app-users-changelog"
 EVENTS = "notifications.events"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from faust.stores.rocksdb import RocksDBOptions
 
-from streams.metrics import prometheus_gauges
-from streams.rocksdb_memory import RocksDBMemory
+from streams.faust_ext.rocksdb_memory import RocksDBMemory
+from streams.worker.metrics import prometheus_gauges
 
 MB = 1024**2
 SOFT_BOUND = 1.5  # seen up to 1.13× in 20 runs; four separate caches would hold 4× and more
@@ -58,7 +58,7 @@ def test_gauges_render_for_prometheus() -> None:
 _CRASHING_WRITER = """
 import os, sys
 from faust.stores.rocksdb import RocksDBOptions
-from streams.rocksdb_memory import RocksDBMemory
+from streams.faust_ext.rocksdb_memory import RocksDBMemory
 db = RocksDBMemory(8 << 20).options_for(RocksDBOptions(use_rocksdict=True)).open(sys.argv[1])
 db[b"flushed"] = b"1"
 db[b"offset"] = b"1"

@@ -10,7 +10,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro_samples import sample
 
-from streams.schemas import (
+from streams.contracts.schemas import (
     HISTORY_DIR,
     SCHEMA_DIR,
     SCHEMA_NAMES,

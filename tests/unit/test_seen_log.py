@@ -3,9 +3,9 @@
 import json
 import random
 
-from streams.routing import UserState
-from streams.routing.seen import SeenEntry, SeenLog
-from streams.routing.state import STATE_VERSION
+from streams.core.routing import UserState
+from streams.core.routing.seen import SeenEntry, SeenLog
+from streams.core.routing.state import STATE_VERSION
 
 AWKWARD_IDS = ["e1", "e10", "xe1", "a b", "a%20b", "a,b", "%", " ", ",", "ünï-😀", "a b,c%d"]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from streams.model import Channel
-from streams.settings import ConfigError, RouterSettings
+from streams.core.model import Channel
+from streams.core.settings import ConfigError, RouterSettings
 
 
 def test_defaults():

@@ -4,9 +4,9 @@ import json
 
 from unit_helpers import HOUR, T0, at, event, go, limited
 
-from streams.model import Channel, Priority
-from streams.routing import UserState, flush_due
-from streams.routing.state import STATE_VERSION
+from streams.core.model import Channel, Priority
+from streams.core.routing import UserState, flush_due
+from streams.core.routing.state import STATE_VERSION
 
 
 def busy_state():

@@ -2,9 +2,9 @@
 
 from unit_helpers import event, go, only
 
-from streams.model import Channel
-from streams.routing.deliveries import render_event
-from streams.templates import TEMPLATES, render
+from streams.core.model import Channel
+from streams.core.routing.deliveries import render_event
+from streams.core.templates import TEMPLATES, render
 
 
 def test_known_template_renders_with_data():

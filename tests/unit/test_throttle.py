@@ -2,9 +2,9 @@
 
 from unit_helpers import HOUR, MINUTE, T0, S, event, go, kinds, limited, only
 
-from streams.model import Channel, DeliveryKind
-from streams.routing import UserState, flush_due, next_due_ms
-from streams.settings import RouterSettings
+from streams.core.model import Channel, DeliveryKind
+from streams.core.routing import UserState, flush_due, next_due_ms
+from streams.core.settings import RouterSettings
 
 WINDOW_START = T0 - T0 % HOUR
 WINDOW_END = WINDOW_START + HOUR
@@ -79,7 +79,7 @@ def test_ended_windows_are_pruned_from_state():
 
 
 def test_admit_counts_once_and_tells_replays_apart():
-    from streams.routing.throttle import admit
+    from streams.core.routing.throttle import admit
 
     windows = {}
     assert admit(windows, Channel.SMS, "a", 1, T0, HOUR) == ("send", WINDOW_END)

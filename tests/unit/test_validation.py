@@ -3,8 +3,8 @@
 import pytest
 from unit_helpers import event, prefs
 
-from streams.model import Channel, ChannelPreference, Preferences, QuietHours
-from streams.routing import (
+from streams.core.model import Channel, ChannelPreference, Preferences, QuietHours
+from streams.core.routing import (
     InvalidEvent,
     InvalidPreferences,
     decode_event,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from streams.due_index import DueIndex
-from streams.metrics import AgeHistogram, PipelineMetrics
-from streams.routing.state import UserState
-from streams.settings import ConfigError
-from streams.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
-from streams.tick_rotation import TickRotation
-from streams.worker_settings import WorkerSettings
+from streams.core.routing.state import UserState
+from streams.core.settings import ConfigError
+from streams.worker.due_index import DueIndex
+from streams.worker.metrics import AgeHistogram, PipelineMetrics
+from streams.worker.settings import WorkerSettings
+from streams.worker.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
+from streams.worker.tick_rotation import TickRotation
 
 
 def test_worker_settings_defaults_and_overrides() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from streams.model import Channel, ChannelPreference, Event, Preferences, QuietHours, to_ms
-from streams.routing import RouteResult, UserState, route
-from streams.settings import RouterSettings
+from streams.core.model import Channel, ChannelPreference, Event, Preferences, QuietHours, to_ms
+from streams.core.routing import RouteResult, UserState, route
+from streams.core.settings import RouterSettings
 
 SECOND = 1_000
 MINUTE = 60 * SECOND

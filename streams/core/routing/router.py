@@ -21,12 +21,20 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..model import Channel, ChannelPreference, Delivery, DeliveryKind, Event, Preferences, Priority
-from ..settings import RouterSettings
-from . import dedupe, deliveries, holds, policy, throttle
-from .dedupe import Position
-from .quiet_hours import quiet_until
-from .state import HOLD_DIGEST, HOLD_QUIET, HOLD_THROTTLE, MIXED, UserState, hold_key
+from streams.core.model import (
+    Channel,
+    ChannelPreference,
+    Delivery,
+    DeliveryKind,
+    Event,
+    Preferences,
+    Priority,
+)
+from streams.core.routing import dedupe, deliveries, holds, policy, throttle
+from streams.core.routing.dedupe import Position
+from streams.core.routing.quiet_hours import quiet_until
+from streams.core.routing.state import HOLD_DIGEST, HOLD_QUIET, HOLD_THROTTLE, MIXED, UserState, hold_key
+from streams.core.settings import RouterSettings
 
 DROPPED_DUPLICATE = ("dropped", "duplicate")
 DROPPED_EXPIRED = ("dropped", "expired")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from .routing.state import UserState
+from streams.core.routing.state import UserState
 
 # Decoded objects per byte of the state's JSON (tracemalloc over 1,000-2,000 states each): 1.0-1.8
 # for states of 5-200 seen ids alone (they are one string), 2.1-2.8 with throttle windows and

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from ..model import Channel, Delivery, DeliveryKind, DigestItem, Event
-from ..templates import render
-from .state import FLUSH_REASONS, MIXED, Hold
+from streams.core.model import Channel, Delivery, DeliveryKind, DigestItem, Event
+from streams.core.routing.state import FLUSH_REASONS, MIXED, Hold
+from streams.core.templates import render
 
 REASON_IMMEDIATE = "immediate"
 REASON_CRITICAL = "critical"

@@ -34,35 +34,35 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from faust.streams import _current_event  # the context var behind faust.current_event()
 
-from .avro_codec import AvroCodec, DecodeError
-from .changelog_table import ProducerChangelogTable
-from .clock import Clock
-from .delivery_producer import AckTracker, DeliveryProducer
-from .due_index import DueIndex
-from .flush_parking import FlushParking
-from .fresh_partition_seek import seek_uncommitted_to_beginning
-from .lean_consumer import LeanDrainConsumer
-from .lean_producer import LeanBufferProducer
-from .metrics import PipelineMetrics, prometheus_gauges
-from .model import Preferences, dead_letter
-from .queued_events import take_queued
-from .raw_schema import RawSchema
-from .rocksdb_memory import RocksDBMemory, SharedMemoryTable
-from .routing.router import flush_due, next_due_ms, route
-from .routing.state import UserState
-from .routing.validation import (
+from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.core.clock import Clock
+from streams.core.model import Preferences, dead_letter
+from streams.core.routing.router import flush_due, next_due_ms, route
+from streams.core.routing.state import UserState
+from streams.core.routing.validation import (
     InvalidRecord,
     decode_event,
     decode_preferences,
     validate,
     validate_preferences,
 )
-from .schemas import load_schema, subject_for
-from .settings import RouterSettings
-from .state_cache import StateCache
-from .tick_rotation import TickRotation
-from .topics import CHANNELS, deliveries_topic
-from .worker_settings import WorkerSettings
+from streams.core.settings import RouterSettings
+from streams.faust_ext.changelog_table import ProducerChangelogTable
+from streams.faust_ext.consumer import LeanDrainConsumer
+from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
+from streams.faust_ext.producer import LeanBufferProducer
+from streams.faust_ext.queued_events import take_queued
+from streams.faust_ext.raw_schema import RawSchema
+from streams.faust_ext.rocksdb_memory import RocksDBMemory, SharedMemoryTable
+from streams.worker.delivery_producer import AckTracker, DeliveryProducer
+from streams.worker.due_index import DueIndex
+from streams.worker.flush_parking import FlushParking
+from streams.worker.metrics import PipelineMetrics, prometheus_gauges
+from streams.worker.settings import WorkerSettings
+from streams.worker.state_cache import StateCache
+from streams.worker.tick_rotation import TickRotation
 
 log = logging.getLogger("notipipe.worker")
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from fastavro.schema import to_parsing_canonical_form
 
-from .avro_codec import AvroCodec, EncodeError, wire_header
-from .model import Delivery
+from streams.contracts.avro_codec import AvroCodec, EncodeError, wire_header
+from streams.core.model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
 

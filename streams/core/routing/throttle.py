@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ..model import Channel
-from .state import ThrottleWindow
+from streams.core.model import Channel
+from streams.core.routing.state import ThrottleWindow
 
 Admission = Literal["send", "fold", "skip"]
 

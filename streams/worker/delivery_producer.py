@@ -28,9 +28,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from .avro_codec import AvroCodec
-from .delivery_avro import DeliveryEncoder
-from .model import Delivery
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.core.model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..model import Channel, DigestItem, Event
-from .state import MIXED, Hold, UserState, hold_key
+from streams.core.model import Channel, DigestItem, Event
+from streams.core.routing.state import MIXED, Hold, UserState, hold_key
 
 
 def add(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .seen import NO_POSITION, SeenEntry, SeenLog
+from streams.core.routing.seen import NO_POSITION, SeenEntry, SeenLog
 
 Position = tuple[int, int]  # (source_partition, source_offset)
 Verdict = Literal["new", "duplicate", "replay"]

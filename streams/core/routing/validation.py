@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import Event, Preferences
-from .quiet_hours import is_known_timezone
+from streams.core.model import Event, Preferences
+from streams.core.routing.quiet_hours import is_known_timezone
 
 MAX_ID_LENGTH = 256  # ids are kept in state for the dedupe window: bound their size
 

@@ -21,13 +21,12 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stack.settings import StackSettings
-
-from .avro_codec import AvroCodec
-from .client import ClientSettings, NotificationClient, now_ms
-from .model import Channel, ChannelPreference, Delivery, Preferences
-from .schemas import load_schema, subject_for
-from .settings import RouterSettings
-from .topics import deliveries_topic
+from streams.client.sdk import ClientSettings, NotificationClient, now_ms
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import deliveries_topic
+from streams.core.model import Channel, ChannelPreference, Delivery, Preferences
+from streams.core.settings import RouterSettings
 
 
 def _say(text: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import fastavro
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 HISTORY_DIR = SCHEMA_DIR / "history"
 SCHEMA_NAMES = ("notification_event", "user_preferences", "delivery", "dead_letter")
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from ..model import Preferences, to_ms
+from streams.core.model import Preferences, to_ms
 
 _DAY = timedelta(days=1)
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from .avro_codec import AvroCodec
-from .model import Channel, Delivery, Event, Preferences, Priority
-from .routing.validation import validate, validate_preferences
-from .schemas import load_schema, subject_for
-from .topics import deliveries_topic
+from streams.contracts.avro_codec import AvroCodec
+from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import deliveries_topic
+from streams.core.model import Channel, Delivery, Event, Preferences, Priority
+from streams.core.routing.validation import validate, validate_preferences
 
 
 class DeliveryFailed(RuntimeError):

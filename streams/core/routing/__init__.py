@@ -6,11 +6,11 @@ categories), ``quiet_hours``, ``throttle``, ``holds`` (digest/quiet/throttle hol
 contract checks that send an event to the DLQ.
 """
 
-from .dedupe import Position
-from .deliveries import delivery_id
-from .router import FlushResult, RouteResult, flush_due, next_due_ms, route
-from .state import Hold, ThrottleWindow, UserState
-from .validation import (
+from streams.core.routing.dedupe import Position
+from streams.core.routing.deliveries import delivery_id
+from streams.core.routing.router import FlushResult, RouteResult, flush_due, next_due_ms, route
+from streams.core.routing.state import Hold, ThrottleWindow, UserState
+from streams.core.routing.validation import (
     InvalidEvent,
     InvalidPreferences,
     InvalidRecord,

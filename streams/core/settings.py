@@ -29,7 +29,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .model import CHANNEL_ORDER, Channel
+from streams.core.model import CHANNEL_ORDER, Channel
 
 PREFIX = "NOTIPIPE_"
 

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from .client import ClientSettings, NotificationClient, now_ms, tail_deliveries
-from .model import Channel, ChannelPreference, DeliveryMode, Preferences, Priority, QuietHours
-from .routing.validation import InvalidRecord
+from streams.client.sdk import ClientSettings, NotificationClient, now_ms, tail_deliveries
+from streams.core.model import Channel, ChannelPreference, DeliveryMode, Preferences, Priority, QuietHours
+from streams.core.routing.validation import InvalidRecord
 
 
 def _minutes(text: str) -> int:

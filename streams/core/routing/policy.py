@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
-from ..model import (
+from streams.core.model import (
     CHANNEL_ORDER,
     Channel,
     ChannelPreference,
@@ -18,7 +18,7 @@ from ..model import (
     Event,
     Preferences,
 )
-from ..settings import RouterSettings
+from streams.core.settings import RouterSettings
 
 # A channel that is on by default and not configured by the user: enabled, no address.
 _DEFAULT_PREFS = {ch: ChannelPreference(ch) for ch in Channel}

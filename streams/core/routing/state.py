@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Channel, DigestItem, Priority
-from .seen import SeenLog
+from streams.core.model import Channel, DigestItem, Priority
+from streams.core.routing.seen import SeenLog
 
 # 2: seen ids as one string (seen.py); 1 had a dict of [partition, offset, seen_at] lists and is
 # still read, so a worker upgraded over an existing table carries on.

@@ -15,8 +15,8 @@ from typing import Any
 
 from faust.types import TP
 
-from .delivery_producer import DeliveryProducer
-from .rocksdb_memory import SharedMemoryTable
+from streams.faust_ext.rocksdb_memory import SharedMemoryTable
+from streams.worker.delivery_producer import DeliveryProducer
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,10 @@ import sys
 import faust
 import uvloop
 
-from .clock import Clock, SystemClock
-from .clock_control import FileClock
-from .settings import ConfigError, RouterSettings
-from .worker_settings import WorkerSettings
+from streams.core.clock import Clock, SystemClock
+from streams.core.settings import ConfigError, RouterSettings
+from streams.worker.clock_file import FileClock
+from streams.worker.settings import WorkerSettings
 
 # These loggers create several DEBUG records per event even when the level is higher elsewhere:
 # pinning them to WARNING is a measured speed-up (see DESIGN.md) and hides nothing useful.
@@ -23,7 +23,7 @@ _CHATTY_LOGGERS = ("faust.topics", "aiokafka", "aiokafka.producer", "aiokafka.co
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import Pipeline, TopologyError
+    from streams.worker.app import Pipeline, TopologyError
 
     try:
         ws = WorkerSettings.from_env()

@@ -25,7 +25,7 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
-from .schemas import full_name
+from streams.contracts.schemas import full_name
 
 MAGIC = 0
 _HEADER = struct.Struct(">BI")

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from .clock import SystemClock
+from streams.core.clock import SystemClock
 
 
 def write_clock_file(path: Path, fake_now_ms: int) -> None:
