@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stack.settings import PROJECT_ROOT, StackConfigError, StackSettings
+from stack.settings import PROJECT_ROOT, ConfigError, StackSettings
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 ALL_SYSTEMS = ("notipipe", "confluent-loop", "quix", "naive-faust")
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         stack = StackSettings.from_env()
-    except StackConfigError as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     unknown = [s for s in args.systems if s not in SYSTEMS]

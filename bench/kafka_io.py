@@ -23,26 +23,9 @@ from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
 from streams.contracts.avro_codec import _strip_logical
 from streams.contracts.schemas import load_schema
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.topics import Topics
 
 from .stats import Schedule
-
-
-@dataclass(frozen=True)
-class Topics:
-    prefix: str
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}notifications.events"
-
-    @property
-    def preferences(self) -> str:
-        return f"{self.prefix}notifications.preferences"
-
-    @property
-    def deliveries(self) -> list[str]:
-        return [deliveries_topic(ch, self.prefix) for ch in CHANNELS]
 
 
 def create_pipeline(stack: StackSettings, prefix: str, partitions: int) -> Topics:
@@ -63,7 +46,7 @@ def create_pipeline(stack: StackSettings, prefix: str, partitions: int) -> Topic
                 )
             ],
         )
-        for name in topics.deliveries
+        for name in topics.all_deliveries().values()
     ]
     for future in admin.incremental_alter_configs(resources).values():
         future.result(30)
@@ -282,13 +265,13 @@ class DeliveryReader:
         )
         self.probe = OffsetProbe(stack)
         self.schema = fastavro.parse_schema(_strip_logical(load_schema("delivery")))
-        self.positions = {t: self.probe.end_offsets(t) for t in topics.deliveries}
+        self.positions = {t: self.probe.end_offsets(t) for t in topics.all_deliveries().values()}
 
     def read_new(self) -> list[DeliveryRecord]:
         """Everything appended since the last call."""
         out: list[DeliveryRecord] = []
         schema = self.schema
-        for topic in self.topics.deliveries:
+        for topic in self.topics.all_deliveries().values():
             start = self.positions[topic]
             end = self.probe.end_offsets(topic)
             todo = {p for p in range(len(end)) if end[p] > start[p]}

@@ -39,6 +39,7 @@ from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
 from streams.contracts.avro_codec import AvroCodec, wire_header
 from streams.contracts.schemas import load_schema, subject_for
+from streams.contracts.topics import Topics
 from streams.core.model import Event
 from streams.core.routing.router import route
 from streams.core.routing.state import UserState
@@ -47,7 +48,7 @@ from streams.core.settings import RouterSettings
 
 from . import kafka_io
 from .core import measure_core
-from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend, Topics
+from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend
 from .memory import MemorySampler, summarize
 from .profile import Profiler
 from .stats import Schedule, Segment, latency_by_window, latency_summary, sustained_rate
@@ -408,7 +409,8 @@ class SystemBench:
         waited = kafka_io.wait_caught_up(
             self.probe, self.running.group, self.topics.events, timeout_s=budget, alive=self.running.alive
         )
-        kafka_io.wait_quiet(self.probe, self.topics.deliveries, quiet_s=1.0, timeout_s=60)
+        kafka_io.wait_quiet(self.probe, list(self.topics.all_deliveries().values()), quiet_s=1.0,
+                            timeout_s=60)
         cpu1 = self._cpu()
         disk1 = self.running.disk_write_bytes()
         wall = time.monotonic() - wall0
@@ -565,7 +567,8 @@ class SystemBench:
         """Wait for due digests, then count what came out in total."""
         rs = RouterSettings.from_env(self.cfg.router_env)
         time.sleep(rs.digest_window_ms / 1000 + 2.5)
-        kafka_io.wait_quiet(self.probe, self.topics.deliveries, quiet_s=1.5, timeout_s=60)
+        kafka_io.wait_quiet(self.probe, list(self.topics.all_deliveries().values()), quiet_s=1.5,
+                            timeout_s=60)
         self._all_records.extend(self.reader.read_new())
         expected = self.workload.expected_max
         late = 0

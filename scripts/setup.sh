@@ -30,11 +30,13 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# The locked set (requirements.lock, with hashes: a fresh machine installs exactly these), then
+# the project itself without resolving anything again. scripts/lock.sh regenerates the lock.
+stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
-  echo "setup: installing Python packages into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,bench]'
+  echo "setup: installing the locked Python packages into .venv"
+  .venv/bin/pip install -q --require-hashes -r requirements.lock
+  .venv/bin/pip install -q --no-deps -e .
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 

@@ -15,7 +15,7 @@ from stack.connectors_setup import ConnectorError, connector_status, register_co
 from stack.migrations import MigrationError, apply_migrations
 from stack.process import StartError, stop
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
-from stack.settings import StackConfigError, StackSettings
+from stack.settings import ConfigError, StackSettings
 from stack.topics_setup import ensure_topics
 
 
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "down":
             return cmd_down(settings)
         return cmd_reset(settings)
-    except (StackConfigError, artifacts.PrerequisiteError, StartError, SchemaRegistrationError,
+    except (ConfigError, artifacts.PrerequisiteError, StartError, SchemaRegistrationError,
             ConnectorError, MigrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,9 +19,9 @@ from stack.connectors_setup import (
     register_connectors,
     restart_connector,
 )
-from stack.settings import StackConfigError, StackSettings
+from stack.settings import ConfigError, StackSettings
+from streams.contracts.topics import SINK_FAMILIES, Topics
 
-SINK_DLQS = {"http": "notifications.sink-dlq.http", "jdbc": "notifications.sink-dlq.jdbc"}
 ERROR_HEADER_PREFIX = "__connect.errors."
 REPLAYED_FROM_HEADER = "notipipe.replayed-from"
 
@@ -189,7 +189,7 @@ def replay_dlq(settings: StackSettings, dlq_topic: str, connector: str | None = 
 
 def cmd_replay(settings: StackSettings, sink: str, connector: str | None, limit: int | None,
                dry_run: bool) -> int:
-    topic = settings.topic_prefix + SINK_DLQS[sink] if sink in SINK_DLQS else sink
+    topic = Topics(settings.topic_prefix).sink_dlq(sink) if sink in SINK_FAMILIES else sink
     letters = replay_dlq(settings, topic, connector, limit, dry_run)
     print(f"{'would replay' if dry_run else 'replayed'} {len(letters)} record(s) from {topic}")
     return 0
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "restart":
             return cmd_restart(settings, args.names, args.all_tasks)
         return cmd_replay(settings, args.sink, args.connector, args.limit, args.dry_run)
-    except (StackConfigError, ConnectorError) as exc:
+    except (ConfigError, ConnectorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except urllib.error.URLError as exc:

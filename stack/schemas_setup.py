@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from stack.settings import PROJECT_ROOT, StackSettings
-from streams.contracts.topics import pipeline_topics
+from streams.contracts.topics import Topics
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
 COMPATIBILITY = "BACKWARD_TRANSITIVE"
@@ -33,7 +33,7 @@ def register_schemas(settings: StackSettings) -> dict[str, int]:
     """Returns subject -> schema id. Re-registering an identical schema returns the same id."""
     client = registry_client(settings)
     ids: dict[str, int] = {}
-    for spec in pipeline_topics(settings.topic_prefix):
+    for spec in Topics(settings.topic_prefix).specs():
         if spec.schema_file is None:
             continue
         subject = f"{spec.name}-value"

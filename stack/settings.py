@@ -1,17 +1,4 @@
-"""Settings of the local stack, read from environment variables.
-
-| variable | default | meaning |
-|---|---|---|
-| NOTIPIPE_HOME | the project root | where `.cache/` (jars, data, logs) lives |
-| NOTIPIPE_KAFKA_PORT | 9092 | broker listener (controller uses port + 1) |
-| NOTIPIPE_REGISTRY_PORT | 8081 | Apicurio Registry HTTP port |
-| NOTIPIPE_CONNECT_PORT | 8083 | Kafka Connect REST port |
-| NOTIPIPE_POSTGRES_PORT | 5433 | PostgreSQL port (5433 keeps clear of a system server) |
-| NOTIPIPE_STUB_PORT | 8090 | provider gateway stub port |
-| NOTIPIPE_PARTITIONS | 8 | partitions of every pipeline topic |
-| NOTIPIPE_TOPIC_PREFIX | "" | prefix for every pipeline topic |
-| NOTIPIPE_POSTGRES_PASSWORD | notipipe | password of the `notipipe` database user |
-| NOTIPIPE_START_TIMEOUT_S | 180 | how long `stack up` waits for each component |
+"""Settings of the local stack: where it lives, its ports, and servers it did not start.
 
 `notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
 NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
@@ -22,67 +9,52 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+from streams.core.config import ConfigError, env, load, path, text, whole
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-
-class StackConfigError(ValueError):
-    """A stack setting has a value that cannot work."""
+__all__ = ["PROJECT_ROOT", "ConfigError", "StackSettings"]
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise StackConfigError(
-            f"{name}={raw!r} is not a whole number; unset it or give e.g. {default}") from None
-    if not low <= value <= high:
-        raise StackConfigError(f"{name}={value} is out of range {low}..{high}")
-    return value
+def _port(name: str, default: int, doc: str, high: int = 65535) -> Any:
+    return env(name, default, doc, whole(1024, high))
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    home: Path
-    kafka_port: int
-    registry_port: int
-    connect_port: int
-    postgres_port: int
-    stub_port: int
-    partitions: int
-    topic_prefix: str
-    postgres_password: str
-    start_timeout_s: int
+    home: Path = env("HOME", PROJECT_ROOT, "Where `.cache/` (jars, data, logs, secrets) lives",
+                     path(), shown="the project root")
+    kafka_port: int = _port("KAFKA_PORT", 9092, "Broker listener (the controller uses port + 1)",
+                            high=65534)
+    registry_port: int = _port("REGISTRY_PORT", 8081, "Apicurio Registry HTTP port")
+    connect_port: int = _port("CONNECT_PORT", 8083, "Kafka Connect REST port")
+    postgres_port: int = _port("POSTGRES_PORT", 5433, "PostgreSQL port (5433 keeps clear of a "
+                               "system server)")
+    stub_port: int = _port("STUB_PORT", 8090, "Provider gateway stub port")
+    partitions: int = env("PARTITIONS", 8, "Partitions of every pipeline topic", whole(1, 1024))
+    topic_prefix: str = env("TOPIC_PREFIX", "", "Prefix of every pipeline topic", text())
+    postgres_password: str = env("POSTGRES_PASSWORD", "notipipe", "Password of the `notipipe` "
+                                 "database user", text())
+    start_timeout_s: int = env("START_TIMEOUT_S", 180, "How long `stack up` waits for each "
+                               "component", whole(5, 3600))
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
-    bootstrap_override: str = ""
-    registry_override: str = ""
-    connect_override: str = ""
-    postgres_dsn_override: str = ""
+    bootstrap_override: str = env("BOOTSTRAP_SERVERS", "", "Kafka brokers the stack did not "
+                                  "start (unset: the local one)", text())
+    registry_override: str = env("REGISTRY_URL", "", "Registry API of a registry the stack did "
+                                 "not start", text())
+    connect_override: str = env("CONNECT_URL", "", "Kafka Connect REST URL of a Connect the "
+                                "stack did not start", text())
+    postgres_dsn_override: str = env("POSTGRES_DSN", "", "libpq DSN of a PostgreSQL the stack "
+                                     "did not start", text())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> StackSettings:
-        home = Path(environ.get("NOTIPIPE_HOME") or PROJECT_ROOT).resolve()
-        return cls(
-            home=home,
-            kafka_port=_int(environ, "NOTIPIPE_KAFKA_PORT", 9092, 1024, 65534),
-            registry_port=_int(environ, "NOTIPIPE_REGISTRY_PORT", 8081, 1024, 65535),
-            connect_port=_int(environ, "NOTIPIPE_CONNECT_PORT", 8083, 1024, 65535),
-            postgres_port=_int(environ, "NOTIPIPE_POSTGRES_PORT", 5433, 1024, 65535),
-            stub_port=_int(environ, "NOTIPIPE_STUB_PORT", 8090, 1024, 65535),
-            partitions=_int(environ, "NOTIPIPE_PARTITIONS", 8, 1, 1024),
-            topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
-            postgres_password=environ.get("NOTIPIPE_POSTGRES_PASSWORD", "notipipe"),
-            start_timeout_s=_int(environ, "NOTIPIPE_START_TIMEOUT_S", 180, 5, 3600),
-            bootstrap_override=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS", ""),
-            registry_override=environ.get("NOTIPIPE_REGISTRY_URL", ""),
-            connect_override=environ.get("NOTIPIPE_CONNECT_URL", ""),
-            postgres_dsn_override=environ.get("NOTIPIPE_POSTGRES_DSN", ""),
-        )
+        settings = load(cls, environ)
+        return replace(settings, home=settings.home.resolve())
 
     # Layout under .cache: dist/ holds resolved jars (kept by reset), data/ and run/ are state.
     @property

@@ -7,7 +7,7 @@ import contextlib
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from stack.settings import StackSettings
-from streams.contracts.topics import TopicSpec, pipeline_topics
+from streams.contracts.topics import Topics, TopicSpec
 
 
 def topic_config(spec: TopicSpec) -> dict[str, str]:
@@ -25,7 +25,7 @@ def ensure_topics(settings: StackSettings, echo=print) -> list[str]:
     """Create missing topics; grow partitions where fewer than configured. Returns what changed."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     existing = admin.list_topics(timeout=10).topics
-    specs = pipeline_topics(settings.topic_prefix)
+    specs = Topics(settings.topic_prefix).specs()
     missing = [spec for spec in specs if spec.name not in existing]
     changed: list[str] = []
     if missing:

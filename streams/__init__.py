@@ -1,5 +1,10 @@
-"""Notification router: Faust app (app*.py, agents*.py) around a pure, Kafka-free domain core.
+"""notipipe's Python side, by concern, in the order data flows:
 
-The core (no Kafka, no Faust): ``model`` (typed records and Avro converters), ``rules`` (the
-router), ``settings``, ``clock``, ``templates``, ``schemas`` and ``avro_codec``.
+- ``core``: the routing rules, pure (no Kafka, no Faust);
+- ``contracts``: topic names, Avro schemas and the codec;
+- ``connection``: how clients reach the pipeline;
+- ``faust_ext``: the only place framework internals are touched;
+- ``worker``: one router worker process, composed of small parts;
+- ``client``: the producers' SDK, CLI and demo;
+- ``cli``: the ``notipipe`` command.
 """

@@ -26,10 +26,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Options, Rdict, WriteBatch
 
-from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.avro_codec import DecodeError
 from streams.contracts.delivery_avro import DeliveryEncoder
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
 from streams.core.model import Preferences, dead_letter
 from streams.core.routing.router import flush_due, next_due_ms, route
 from streams.core.routing.state import UserState
@@ -52,22 +52,12 @@ def _now_ms() -> int:
 class Loop:
     def __init__(self, ws: WorkerSettings, rs: RouterSettings) -> None:
         self.ws, self.rs = ws, rs
-        prefix = ws.topic_prefix
-        self.events = f"{prefix}notifications.events"
-        self.prefs_topic = f"{prefix}notifications.preferences"
-        self.dlq = f"{prefix}notifications.dlq"
+        topics = ws.topics
+        self.events, self.prefs_topic, self.dlq = topics.events, topics.preferences, topics.dlq
         self.changelog = f"{ws.app_id}-state-changelog"
-        self.codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
-        self.codec.add_subject(subject_for(self.events), load_schema("notification_event"))
-        self.codec.add_subject(subject_for(self.prefs_topic), load_schema("user_preferences"))
-        self.codec.add_subject(subject_for(self.dlq), load_schema("dead_letter"))
-        self.out_topic: dict[str, str] = {}
-        self.out_subject: dict[str, str] = {}
-        for ch in CHANNELS:
-            topic = deliveries_topic(ch, prefix)
-            self.out_topic[ch] = topic
-            self.out_subject[ch] = subject_for(topic)
-            self.codec.add_subject(self.out_subject[ch], load_schema("delivery"))
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": ws.registry_url}), topics)
+        self.out_topic = topics.all_deliveries()
+        self.out_subject = {ch: subject_for(topic) for ch, topic in self.out_topic.items()}
         self.encoder = DeliveryEncoder(self.codec, self.out_subject)  # the worker's (same bytes)
         self._create_changelog()
         ws.data_dir.mkdir(parents=True, exist_ok=True)

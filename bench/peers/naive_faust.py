@@ -16,16 +16,16 @@ from typing import Any
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.contracts.avro_codec import AvroCodec, DecodeError
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.avro_codec import DecodeError
+from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
 from streams.core.routing.router import flush_due, next_due_ms, route
 from streams.core.routing.state import UserState
 from streams.core.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
 from streams.core.settings import RouterSettings
-from streams.worker.app import discover_partitions
 from streams.worker.due_index import DueIndex
 from streams.worker.settings import WorkerSettings
+from streams.worker.topology import discover_topology
 
 
 def now_ms() -> int:
@@ -33,18 +33,12 @@ def now_ms() -> int:
 
 
 def build(ws: WorkerSettings, rs: RouterSettings) -> faust.App:
-    prefix = ws.topic_prefix
-    events_name = f"{prefix}notifications.events"
-    prefs_name = f"{prefix}notifications.preferences"
-    ticks_name = f"{ws.app_id}-ticks"
-    partitions = discover_partitions(ws, events_name, prefs_name, ticks_name)
-    codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
-    codec.add_subject(subject_for(events_name), load_schema("notification_event"))
-    codec.add_subject(subject_for(prefs_name), load_schema("user_preferences"))
-    subjects = {}
-    for ch in CHANNELS:
-        subjects[ch] = subject_for(deliveries_topic(ch, prefix))
-        codec.add_subject(subjects[ch], load_schema("delivery"))
+    topics = ws.topics
+    topology = discover_topology({"bootstrap.servers": ws.bootstrap_servers}, topics, ws.app_id)
+    events_name, prefs_name, ticks_name = topics.events, topics.preferences, topology.ticks
+    partitions = topology.partitions
+    codec = pipeline_codec(SchemaRegistryClient({"url": ws.registry_url}), topics)
+    subjects = {ch: subject_for(topic) for ch, topic in topics.all_deliveries().items()}
 
     app = faust.App(
         ws.app_id,
@@ -63,7 +57,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> faust.App:
     events = app.topic(events_name)
     prefs_topic = app.topic(prefs_name)
     ticks = app.topic(ticks_name)
-    out = {ch: app.topic(deliveries_topic(ch, prefix)) for ch in CHANNELS}
+    out = {ch: app.topic(topic) for ch, topic in topics.all_deliveries().items()}
     table_schema = faust.Schema(key_serializer="raw", value_serializer="json")
     preferences = app.Table("preferences", partitions=partitions, schema=table_schema)
     users = app.Table("users", partitions=partitions, schema=table_schema)

@@ -28,10 +28,10 @@ from quixstreams import Application, message_context
 from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import Serializer
 
-from streams.contracts.avro_codec import AvroCodec, DecodeError
+from streams.contracts.avro_codec import DecodeError
 from streams.contracts.delivery_avro import DeliveryEncoder
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
 from streams.core.routing.router import flush_due, next_due_ms, route
 from streams.core.routing.state import UserState
 from streams.core.routing.validation import InvalidRecord, decode_event, decode_preferences, validate
@@ -83,17 +83,10 @@ class TickScheduler(threading.Thread):
 
 
 def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
-    prefix = ws.topic_prefix
-    events_name = f"{prefix}notifications.events"
-    prefs_name = f"{prefix}notifications.preferences"
-    ticks_name = f"{ws.app_id}-ticks"
-    codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
-    codec.add_subject(subject_for(events_name), load_schema("notification_event"))
-    codec.add_subject(subject_for(prefs_name), load_schema("user_preferences"))
-    out_subject = {}
-    for ch in CHANNELS:
-        out_subject[ch] = subject_for(deliveries_topic(ch, prefix))
-        codec.add_subject(out_subject[ch], load_schema("delivery"))
+    topics = ws.topics
+    events_name, prefs_name, ticks_name = topics.events, topics.preferences, topics.ticks(ws.app_id)
+    codec = pipeline_codec(SchemaRegistryClient({"url": ws.registry_url}), topics)
+    out_subject = {ch: subject_for(topic) for ch, topic in topics.all_deliveries().items()}
 
     app = Application(
         broker_address=ws.bootstrap_servers,
@@ -115,8 +108,8 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     partitions = len(admin.list_topics(events_name, timeout=15).topics[events_name].partitions)
     ticks = app.topic(ticks_name, **raw, config=TopicConfig(num_partitions=partitions, replication_factor=1))
     out = {
-        ch: app.topic(deliveries_topic(ch, prefix), key_serializer="bytes", value_serializer=_Encoded())
-        for ch in CHANNELS
+        ch: app.topic(topic, key_serializer="bytes", value_serializer=_Encoded())
+        for ch, topic in topics.all_deliveries().items()
     }
 
     tick_producer = Producer(

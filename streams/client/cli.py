@@ -113,7 +113,7 @@ def run_guarded(handler):  # noqa: ANN001, ANN202 - wraps the handlers below
     return run
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     send = sub.add_parser("send", help="send a notification event",
                           description="Send a NotificationEvent (Avro) to notifications.events.")
     send.add_argument("--user", required=True, help="recipient user id (the partition key)")

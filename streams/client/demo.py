@@ -17,14 +17,9 @@ import uuid
 from collections.abc import Callable
 
 import psycopg
-from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stack.settings import StackSettings
-from streams.client.sdk import ClientSettings, NotificationClient, now_ms
-from streams.contracts.avro_codec import AvroCodec
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import deliveries_topic
+from streams.client.sdk import ClientSettings, DeliveryReader, NotificationClient, now_ms
 from streams.core.model import Channel, ChannelPreference, Delivery, Preferences
 from streams.core.settings import RouterSettings
 
@@ -38,25 +33,15 @@ class DeliveryFeed:
 
     def __init__(self, settings: ClientSettings, user: str) -> None:
         self.user = user
-        topics = [deliveries_topic(ch, settings.topic_prefix) for ch in ("email", "in_app")]
-        self.codec = AvroCodec(SchemaRegistryClient({"url": settings.registry_url}), auto_register=False)
-        for topic in topics:
-            self.codec.add_subject(subject_for(topic), load_schema("delivery"))
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                                  "group.id": f"notipipe-demo-{uuid.uuid4().hex[:8]}",
-                                  "auto.offset.reset": "latest", "enable.auto.commit": False})
-        self.consumer.subscribe(topics)
-        self.consumer.poll(1.0)  # join the group before anything is sent
+        self.reader = DeliveryReader(settings, ["email", "in_app"], group_id=f"notipipe-demo-{user}")
+        self.reader.poll(1.0)  # join the group before anything is sent
 
     def collect(self, until: Callable[[list[Delivery]], bool], timeout_s: float) -> list[Delivery]:
         found: list[Delivery] = []
         deadline = time.monotonic() + timeout_s
         while not until(found) and time.monotonic() < deadline:
-            message = self.consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            delivery = Delivery.from_avro(self.codec.decode(message.value())[1])
-            if delivery.user_id == self.user:
+            delivery = self.reader.poll(0.5)
+            if delivery is not None and delivery.user_id == self.user:
                 found.append(delivery)
                 _say(f"  <- {delivery.channel.key:<6} {delivery.kind:<6} reason={delivery.reason:<15} "
                      f"{delivery.title!r}, {delivery.item_count} event(s)")

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.contracts.avro_codec import AvroCodec
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import deliveries_topic
+from streams.connection.endpoints import Endpoints
+from streams.connection.produce import produce
+from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
+from streams.core.config import load
 from streams.core.model import Channel, Delivery, Event, Preferences, Priority
 from streams.core.routing.validation import validate, validate_preferences
 
@@ -32,23 +34,11 @@ class DeliveryFailed(RuntimeError):
     """The broker did not take a record; nothing may be assumed sent."""
 
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_REGISTRY = "http://127.0.0.1:8081/apis/ccompat/v7"
-
-
 @dataclass(frozen=True, slots=True)
-class ClientSettings:
-    bootstrap_servers: str = DEFAULT_BOOTSTRAP
-    registry_url: str = DEFAULT_REGISTRY
-    topic_prefix: str = ""
-
+class ClientSettings(Endpoints):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ClientSettings:
-        return cls(
-            bootstrap_servers=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
-            registry_url=environ.get("NOTIPIPE_REGISTRY_URL") or DEFAULT_REGISTRY,
-            topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
-        )
+        return load(cls, environ)
 
 
 def now_ms() -> int:
@@ -58,11 +48,9 @@ def now_ms() -> int:
 class NotificationClient:
     def __init__(self, settings: ClientSettings, producer_config: Mapping[str, str] | None = None) -> None:
         self.settings = settings
-        self.events_topic = f"{settings.topic_prefix}notifications.events"
-        self.prefs_topic = f"{settings.topic_prefix}notifications.preferences"
-        self.codec = AvroCodec(SchemaRegistryClient({"url": settings.registry_url}), auto_register=False)
-        self.codec.add_subject(subject_for(self.events_topic), load_schema("notification_event"))
-        self.codec.add_subject(subject_for(self.prefs_topic), load_schema("user_preferences"))
+        topics = settings.topics
+        self.events_topic, self.prefs_topic = topics.events, topics.preferences
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self._errors: list[str] = []
         self.producer = Producer({
             "bootstrap.servers": settings.bootstrap_servers,
@@ -115,12 +103,7 @@ class NotificationClient:
         self._produce(topic, key, value)
 
     def _produce(self, topic: str, key: str, value: bytes | None) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, key=key.encode(), value=value, on_delivery=self._on_delivery)
-                break
-            except BufferError:  # local queue full: let librdkafka drain it, then retry
-                self.producer.poll(0.1)
+        produce(self.producer, topic, key.encode(), value, self._on_delivery)
         self.producer.poll(0)
 
     def flush(self, timeout_s: float = 30.0) -> None:
@@ -133,27 +116,41 @@ class NotificationClient:
             raise DeliveryFailed(f"{len(errors)} records failed: {errors[:3]}")
 
 
-def tail_deliveries(settings: ClientSettings, channel: str, *, from_beginning: bool = False,
+class DeliveryReader:
+    """Delivery records of some channels, decoded, as they arrive (its own consumer group)."""
+
+    def __init__(self, settings: Endpoints, channels: Sequence[str], *, from_beginning: bool = False,
+                 group_id: str | None = None) -> None:
+        topics = settings.topics
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
+        self.consumer = Consumer({
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": group_id or f"notipipe-tail-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+        })
+        self.consumer.subscribe([topics.deliveries(Channel.parse(ch).key) for ch in channels])
+
+    def poll(self, timeout_s: float) -> Delivery | None:
+        message = self.consumer.poll(timeout_s)
+        if message is None or message.error() is not None:
+            return None
+        return Delivery.from_avro(self.codec.decode(message.value())[1])
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def tail_deliveries(settings: Endpoints, channel: str, *, from_beginning: bool = False,
                     timeout_s: float | None = None, group_id: str | None = None) -> Iterator[Delivery]:
     """Yield deliveries of one channel as they arrive; stop after `timeout_s` without any."""
-    topic = deliveries_topic(Channel.parse(channel).key, settings.topic_prefix)
-    codec = AvroCodec(SchemaRegistryClient({"url": settings.registry_url}), auto_register=False)
-    codec.add_subject(subject_for(topic), load_schema("delivery"))
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": group_id or f"notipipe-tail-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.auto.commit": False,
-    })
-    consumer.subscribe([topic])
+    reader = DeliveryReader(settings, [channel], from_beginning=from_beginning, group_id=group_id)
     idle_since = time.monotonic()
     try:
         while timeout_s is None or time.monotonic() - idle_since < timeout_s:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            idle_since = time.monotonic()
-            _, record = codec.decode(message.value())
-            yield Delivery.from_avro(record)
+            delivery = reader.poll(0.5)
+            if delivery is not None:
+                idle_since = time.monotonic()
+                yield delivery
     finally:
-        consumer.close()
+        reader.close()

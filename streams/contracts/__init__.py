@@ -1,0 +1,1 @@
+"""What crosses the wire: the topics registry, the Avro schemas and the codec."""

@@ -1,10 +1,18 @@
-"""Topic names and the schema each topic's values follow: the contract in one place."""
+"""Every topic of the pipeline, named once: the worker, the client, the stack, the bench and the
+tests all take their names from `Topics`.
+
+A deployment may prefix every name (``NOTIPIPE_TOPIC_PREFIX``), so several pipelines can share a
+cluster; the worker's own internal topics (changelogs, ticks) are named after its app id instead.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 CHANNELS = ("email", "sms", "push", "in_app")
+# Kafka Connect's dead-letter topics, one per sink family (connectors/*.json name them too).
+SINK_FAMILIES = ("http", "jdbc")
+WEEK_MS = 7 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -15,17 +23,46 @@ class TopicSpec:
     retention_ms: int | None = None
 
 
-def deliveries_topic(channel: str, prefix: str = "") -> str:
-    return f"{prefix}notifications.deliveries.{channel}"
+@dataclass(frozen=True)
+class Topics:
+    """The pipeline's topic names under one prefix."""
 
+    prefix: str = ""
 
-def pipeline_topics(prefix: str = "", channels: tuple[str, ...] = CHANNELS) -> list[TopicSpec]:
-    week = 7 * 24 * 3600 * 1000
-    return [
-        TopicSpec(f"{prefix}notifications.events", "notification_event.avsc", retention_ms=week),
-        # Compacted: the latest snapshot per user is the state; a tombstone resets to defaults.
-        TopicSpec(f"{prefix}notifications.preferences", "user_preferences.avsc", compacted=True),
-        *(TopicSpec(deliveries_topic(ch, prefix), "delivery.avsc", retention_ms=week)
-          for ch in channels),
-        TopicSpec(f"{prefix}notifications.dlq", "dead_letter.avsc", retention_ms=4 * week),
-    ]
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}notifications.events"
+
+    @property
+    def preferences(self) -> str:
+        return f"{self.prefix}notifications.preferences"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}notifications.dlq"
+
+    def deliveries(self, channel: str) -> str:
+        return f"{self.prefix}notifications.deliveries.{channel}"
+
+    def all_deliveries(self) -> dict[str, str]:
+        """Channel -> its delivery topic."""
+        return {channel: self.deliveries(channel) for channel in CHANNELS}
+
+    def sink_dlq(self, family: str) -> str:
+        return f"{self.prefix}notifications.sink-dlq.{family}"
+
+    @staticmethod
+    def ticks(app_id: str) -> str:
+        """The worker group's timer topic (internal, named after the app id like Faust's own)."""
+        return f"{app_id}-ticks"
+
+    def specs(self) -> list[TopicSpec]:
+        """The topics `notipipe stack up` creates, with the schema each one's values follow."""
+        return [
+            TopicSpec(self.events, "notification_event.avsc", retention_ms=WEEK_MS),
+            # Compacted: the latest snapshot per user is the state; a tombstone resets to defaults.
+            TopicSpec(self.preferences, "user_preferences.avsc", compacted=True),
+            *(TopicSpec(topic, "delivery.avsc", retention_ms=WEEK_MS)
+              for topic in self.all_deliveries().values()),
+            TopicSpec(self.dlq, "dead_letter.avsc", retention_ms=4 * WEEK_MS),
+        ]

@@ -1,22 +1,37 @@
-"""A Faust table whose changelog records go out through the librdkafka producer.
+"""A Faust table whose changelog records go out through the worker's librdkafka producer.
+
+Replaces: ``Collection.send_changelog`` (the table's changelog send) and writes values straight
+into the partition's store through ``Store._db_for_partition``.
 
 Faust sends each table change through its aiokafka producer: a future, a callback and a RocksDB
 write of the "persisted offset" per change. For the users table, changed once per event, that was
 the largest single cost in the worker's profile. This table sends the same record (same topic,
-partition, key and value) through `DeliveryProducer`, which Faust's pre-commit flush already
-waits for, and writes the persisted offset once per partition per commit instead of per change.
-Recovery is unchanged: Faust reads the changelog from the persisted offset, as it would.
+partition, key and value) through a sender that Faust's pre-commit flush waits for
+(``commit_hook.py``), and writes the persisted offset once per partition per commit instead of
+per change, once the flush has the records acknowledged. Recovery is unchanged: Faust reads the
+changelog from the persisted offset, as it would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from faust.types import TP
 
 from streams.faust_ext.rocksdb_memory import SharedMemoryTable
-from streams.worker.delivery_producer import DeliveryProducer
+
+
+class ChangelogSender(Protocol):
+    """What the table needs of the producer (the worker's ``DeliveryProducer``)."""
+
+    def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
+                 on_written: Callable[[int, int], None]) -> None:
+        """Produce the record; ``on_written(partition, offset)`` once the broker has it."""
+
+    def after_flush(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after each pre-commit flush, when everything sent is acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +49,9 @@ class _Sent:
 class ProducerChangelogTable(SharedMemoryTable):
     """Keys and values must be bytes (raw serializers): they are written to Kafka as they are."""
 
-    _producer: DeliveryProducer | None = None
+    _producer: ChangelogSender | None = None
 
-    def use_producer(self, producer: DeliveryProducer) -> None:
+    def use_producer(self, producer: ChangelogSender) -> None:
         self._producer = producer
         self._written: dict[int, int] = {}  # partition -> highest changelog offset on the broker
         producer.after_flush(self.persist_offsets)

@@ -1,6 +1,10 @@
 """A Faust consumer that hands fetched records to the streams without four asyncio tasks each,
 and without losing the ones fetched while a rebalance ends.
 
+Replaces: ``faust.transport.drivers.aiokafka.Consumer._drain_messages`` and
+``_new_consumer_thread``; sets aiokafka's ``_fetch_min_bytes``/``_fetch_max_wait_ms``
+(the full list, pinned: ``internals.py``).
+
 faust-streaming 0.15's ``Consumer._drain_messages`` delivers every record through
 ``Service.wait_first(callback(message), suspend_flow.wait())``: four tasks per record (the
 callback, the flow event, the service's stopped and crashed events) and an ``asyncio.wait``, so
@@ -138,19 +142,3 @@ class _FetchTunedThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms
         return consumer
 
-
-def _check_faust_internals() -> None:
-    """What this module overrides or calls in Faust's consumer: checked at import, so a Faust
-    upgrade that moves them fails at start-up with a clear message, not during a rebalance."""
-    missing = [name for name in ("_drain_messages", "_add_gap", "wait_first", "getmany",
-                                 "perform_seek", "consumer_stopped_errors", "_new_consumer_thread")
-               if not hasattr(faust_aiokafka.Consumer, name)]
-    missing += [f"AIOKafkaConsumerThread.{name}" for name in ("_create_worker_consumer",)
-                if not hasattr(faust_aiokafka.AIOKafkaConsumerThread, name)]
-    if missing:
-        raise ImportError(
-            f"faust-streaming's aiokafka Consumer lacks {missing}: streams/lean_consumer.py "
-            "was written for faust-streaming 0.15; install the version pinned in pyproject.toml")
-
-
-_check_faust_internals()

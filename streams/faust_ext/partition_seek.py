@@ -1,5 +1,8 @@
 """Work around a replay gap in faust-streaming 0.15 + aiokafka 0.14 for never-committed partitions.
 
+Wraps: ``Consumer.seek_to_committed`` (Faust's aiokafka driver), for the behaviour of aiokafka's
+``AIOKafkaConsumer.seek_to_committed`` described below.
+
 After a table recovery Faust "seeks stream partitions to committed offsets" and then resumes the
 flow, which clears the agents' queues. aiokafka's `seek_to_committed` only seeks partitions whose
 committed offset is above 0, so a partition the group has never committed keeps the position of

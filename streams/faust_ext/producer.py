@@ -1,5 +1,7 @@
 """Faust's aiokafka producer with a cheaper check of its send buffer.
 
+Replaces: ``faust.transport.producer.ProducerBuffer.wait_until_ebb``.
+
 Faust's conductor awaits ``producer.buffer.wait_until_ebb()`` before it hands each consumed record
 to a stream, so that table changes queued by synchronous ``table[key] = value`` calls are sent
 before more records come in. The check reads ``app.conf.producer_threaded`` through Faust's

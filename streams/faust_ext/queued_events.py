@@ -1,5 +1,8 @@
 """Take the events already waiting in an agent's stream queue in one go.
 
+Mirrors: the per-event work of ``faust.streams.Stream._py_aiter`` that matters for correctness
+(listed below); calls ``Consumer.track_message``.
+
 Faust's stream iterator hands an agent one event per turn of the event loop: an ``await
 sleep(0)``, a generator step, the sensors' per-event bookkeeping and a task-local "current event"
 for each. The router routes in batches of what is already queued (``app.py``), so after the first

@@ -1,6 +1,8 @@
 """A Faust schema for topics whose keys and values stay bytes, decoded without the serializer
 registry.
 
+Replaces: ``faust.Schema.compile`` (and inlines ``App.create_event``).
+
 Faust turns every consumed record into an event through its topic's schema: a key and a value
 each looked up and "decoded" through the serializer registry, even for the raw codec, which
 returns the bytes it was given, and the event class read from the app's settings each time:

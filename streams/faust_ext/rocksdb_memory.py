@@ -1,5 +1,8 @@
 """One memory budget for every RocksDB database of a worker process.
 
+Replaces: ``Collection._new_store`` (the table's store factory), ``RocksDBOptions.open`` and
+``as_options``; reads through ``Store._db_for_partition``.
+
 Faust opens a RocksDB per table per partition, each with its own block cache and memtables, so
 the memory a worker may use grows with the partitions it owns, and a long run's RSS keeps rising
 as each cache fills. Here all of a worker's databases share one LRU block cache; index and filter

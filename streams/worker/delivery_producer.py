@@ -11,10 +11,10 @@ load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB
 3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
 50 ms; the broker's share fell too).
 
-Faust commits the consumer offsets only after flushing its own producer; `attach_to_commits`
-makes that flush wait for this producer too, so an offset is never committed before the
-deliveries and state changes of the events below it are on the broker (at-least-once, as with
-Faust's sends).
+Faust commits the consumer offsets only after flushing its own producer; the worker makes that
+flush run `flush_for_commit` first (`streams/faust_ext/commit_hook.py`), so an offset is never
+committed before the deliveries and state changes of the events below it are on the broker
+(at-least-once, as with Faust's sends).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
+from streams.connection.produce import produce
 from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.delivery_avro import DeliveryEncoder
+from streams.contracts.schemas import subject_for
 from streams.core.model import Delivery
 
 log = logging.getLogger("notipipe.deliveries")
@@ -64,12 +66,11 @@ class AckTracker:
 class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
-    def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
-                 topics: Mapping[str, str], client_id: str = "notipipe",
-                 linger_ms: int = DELIVERY_LINGER_MS) -> None:
+    def __init__(self, bootstrap_servers: str, codec: AvroCodec, topics: Mapping[str, str],
+                 client_id: str = "notipipe", linger_ms: int = DELIVERY_LINGER_MS) -> None:
         self._topics = topics  # channel -> topic
         self._linger_s = linger_ms / 1000
-        self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
+        self._encoder = DeliveryEncoder(codec, {ch: subject_for(t) for ch, t in topics.items()})
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
         config = {
@@ -92,16 +93,6 @@ class DeliveryProducer:
             self._errors.append(f"{msg.topic()}: {err}")
             log.error("record for %s not written: %s", msg.topic(), err)
 
-    @staticmethod
-    def _produce(producer: Producer, topic: str, key: bytes, value: bytes | None,
-                 on_delivery: Callable[[KafkaError | None, Any], None], **kwargs: Any) -> None:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
-                return
-            except BufferError:  # local queue full: serve callbacks until there is room
-                producer.poll(0.05)
-
     def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
         channel = delivery.topic_suffix
         value = self._encoder.encode(delivery)
@@ -113,8 +104,8 @@ class DeliveryProducer:
                 self._on_delivery(err, msg)
                 tracker.done(err is None)
 
-        self._produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
-                      on_delivery)
+        produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
+                on_delivery)
 
     async def wait_acked(self, tracker: AckTracker, timeout_s: float = 120.0) -> None:
         """Until the broker has every record sent with ``tracker`` (only those: a full flush
@@ -143,7 +134,7 @@ class DeliveryProducer:
             if err is None:
                 on_written(msg.partition(), msg.offset())
 
-        self._produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
+        produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
 
     def poll(self) -> None:
         """Serve delivery callbacks and surface failures; cheap (two C calls)."""
@@ -171,14 +162,9 @@ class DeliveryProducer:
         """Run ``hook`` on the event loop after each pre-commit flush (everything sent is acked)."""
         self._after_flush.append(hook)
 
-    def attach_to_commits(self, faust_producer: Any) -> None:
-        """Make Faust's pre-commit flush also flush (and check) this producer."""
-        original = faust_producer.flush
-
-        async def flush_both() -> None:
-            await self.flush()
-            for hook in self._after_flush:
-                hook()
-            await original()
-
-        faust_producer.flush = flush_both
+    async def flush_for_commit(self) -> None:
+        """What must happen before Faust commits offsets: every record sent so far acknowledged,
+        then the hooks that may rely on that (the changelog's persisted offsets)."""
+        await self.flush()
+        for hook in self._after_flush:
+            hook()

@@ -8,30 +8,36 @@ import gc
 import logging
 import sys
 
-import faust
-import uvloop
-
 from streams.core.clock import Clock, SystemClock
-from streams.core.settings import ConfigError, RouterSettings
-from streams.worker.clock_file import FileClock
+from streams.core.config import ConfigError
+from streams.core.settings import RouterSettings
 from streams.worker.settings import WorkerSettings
 
 # These loggers create several DEBUG records per event even when the level is higher elsewhere:
-# pinning them to WARNING is a measured speed-up (see DESIGN.md) and hides nothing useful.
+# pinning them to WARNING is a measured speed-up and hides nothing useful.
 _CHATTY_LOGGERS = ("faust.topics", "aiokafka", "aiokafka.producer", "aiokafka.consumer",
                    "faust.transport", "faust.tables")
 
 
 def run(args: argparse.Namespace) -> int:
-    from streams.worker.app import Pipeline, TopologyError
+    import faust
+    import uvloop
+
+    from streams.faust_ext.internals import IncompatibleFramework, verify_installed
+    from streams.worker.app import Worker
+    from streams.worker.clock_file import FileClock
+    from streams.worker.topology import TopologyError, discover_topology
 
     try:
-        ws = WorkerSettings.from_env()
-        rs = RouterSettings.from_env()
-    except ConfigError as exc:
+        verify_installed()
+        settings = WorkerSettings.from_env()
+        rules = RouterSettings.from_env()
+        topology = discover_topology({"bootstrap.servers": settings.bootstrap_servers},
+                                     settings.topics, settings.app_id)
+    except (ConfigError, TopologyError, IncompatibleFramework) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ws.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     # uvloop: a faster event loop for Faust's many small callbacks per event. Set before the
     # Faust app exists, or the app keeps the default loop it created.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -39,16 +45,11 @@ def run(args: argparse.Namespace) -> int:
     # The worker allocates several short-lived objects per event and holds many long-lived
     # ones (Faust, aiokafka, caches): collect the young generation less often.
     gc.set_threshold(50_000, 20, 20)
-    clock: Clock = FileClock(ws.clock_file) if ws.clock_file else SystemClock()
-    try:
-        pipeline = Pipeline(ws, rs, clock)
-    except TopologyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    clock: Clock = FileClock(settings.clock_file) if settings.clock_file else SystemClock()
+    worker = Worker(settings, rules, clock, topology)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    worker = faust.Worker(pipeline.app, loglevel=ws.log_level.upper(), quiet=True)
-    worker.execute_from_commandline()
+    faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
 
 
@@ -58,5 +59,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run one worker of the router: it joins events with preferences, applies the "
                     "rules and writes deliveries. Start more processes to scale out by partitions; "
                     "give each its own NOTIPIPE_WEB_PORT. Settings: NOTIPIPE_* variables, see "
-                    "streams/worker_settings.py and streams/settings.py.")
+                    "docs/configuration.md or `notipipe settings`.")
     parser.set_defaults(handler=run)

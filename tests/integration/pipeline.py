@@ -25,9 +25,8 @@ from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
 from streams.client.sdk import ClientSettings, NotificationClient
-from streams.contracts.avro_codec import AvroCodec
-from streams.contracts.schemas import load_schema, subject_for
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.topics import Topics
 from streams.core.model import Delivery
 from streams.worker.clock_file import write_clock_file
 from tests.waiting import wait_for
@@ -170,13 +169,10 @@ class Watcher:
     """Decodes every delivery and DLQ record of the pipeline in a background thread."""
 
     def __init__(self, env: PipelineEnv) -> None:
-        registry = SchemaRegistryClient({"url": env.stack.registry_url})
-        self.codec = AvroCodec(registry, auto_register=False)
-        self.topics = [deliveries_topic(ch, env.prefix) for ch in CHANNELS]
-        for topic in self.topics:
-            self.codec.add_subject(subject_for(topic), load_schema("delivery"))
-        self.dlq_topic = f"{env.prefix}notifications.dlq"
-        self.codec.add_subject(subject_for(self.dlq_topic), load_schema("dead_letter"))
+        topics = Topics(env.prefix)
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": env.stack.registry_url}), topics)
+        self.topics = list(topics.all_deliveries().values())
+        self.dlq_topic = topics.dlq
         self.deliveries: dict[str, list[Delivery]] = defaultdict(list)  # user -> in arrival order
         self.dead_letters: list[tuple[dict, dict[str, bytes]]] = []
         self._lock = threading.Lock()

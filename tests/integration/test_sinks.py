@@ -37,12 +37,13 @@ from stack.schemas_setup import register_schemas, registry_client, schema_text
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
 from streams.contracts.avro_codec import AvroCodec
-from streams.contracts.topics import deliveries_topic
+from streams.contracts.topics import Topics
 from streams.core.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
 from tests.waiting import wait_for
 
 RUN = uuid.uuid4().hex[:8]
 PREFIX = f"sk{RUN}."
+TOPICS = Topics(PREFIX)
 HTTP_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
 INBOX_COLUMNS = ("user_id", "kind", "category", "priority", "title", "body", "item_count", "event_ids",
                  "digest_key", "created_at", "first_occurred_at", "read_at")
@@ -62,10 +63,10 @@ class Sinks:
     producer: Producer
 
     def topic(self, channel: Channel) -> str:
-        return deliveries_topic(channel.key, PREFIX)
+        return TOPICS.deliveries(channel.key)
 
     def dlq(self, kind: str) -> str:
-        return f"{PREFIX}notifications.sink-dlq.{kind}"
+        return TOPICS.sink_dlq(kind)
 
     def produce(self, deliveries: list[Delivery]) -> dict[str, bytes]:
         """Produce in list order (key = user_id); returns delivery_id -> the value bytes written."""
@@ -97,7 +98,7 @@ def sinks(settings: StackSettings, admin: AdminClient) -> Iterator[Sinks]:
     register_schemas(scoped)
     codec = AvroCodec(registry_client(scoped))
     for channel in Channel:
-        codec.add_subject(f"{deliveries_topic(channel.key, PREFIX)}-value", schema_text("delivery.avsc"))
+        codec.add_subject(f"{TOPICS.deliveries(channel.key)}-value", schema_text("delivery.avsc"))
     names: dict[str, str] = {}
     try:
         # environ={}: the gateways are the stub whatever NOTIPIPE_*_GATEWAY_URL says.
@@ -125,7 +126,7 @@ def sinks(settings: StackSettings, admin: AdminClient) -> Iterator[Sinks]:
         client = registry_client(scoped)
         for channel in Channel:
             with contextlib.suppress(Exception):  # best effort
-                client.delete_subject(f"{deliveries_topic(channel.key, PREFIX)}-value")
+                client.delete_subject(f"{TOPICS.deliveries(channel.key)}-value")
 
 
 # -- records -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from stack.connectors_setup import CONNECTOR_DIR, ConnectorError, load_connector
 from stack.migrations import MigrationError, find_migrations
 from stack.settings import StackSettings
 from streams.contracts.schemas import load_schema
-from streams.contracts.topics import CHANNELS, deliveries_topic
+from streams.contracts.topics import CHANNELS, Topics
 
 SETTINGS = StackSettings.from_env({"NOTIPIPE_TOPIC_PREFIX": "pfx."})
 DELIVERY_FIELDS = {f["name"] for f in load_schema("delivery")["fields"]}
@@ -62,7 +62,7 @@ def test_gateway_urls_come_from_the_environment() -> None:
 def test_jdbc_sinks_write_exactly_the_owned_columns_with_upsert(name: str, table: str,
                                                                 topics: list[str]) -> None:
     config = connectors()[name]
-    assert config["topics"].split(",") == [deliveries_topic(ch, "pfx.") for ch in topics]
+    assert config["topics"].split(",") == [Topics("pfx.").deliveries(ch) for ch in topics]
     assert config["collection.name.format"] == table
     assert (config["insert.mode"], config["primary.key.mode"], config["primary.key.fields"]) == (
         "upsert", "record_value", "delivery_id")
@@ -79,7 +79,7 @@ def test_http_sinks_post_each_channel_to_its_gateway_and_dead_letter_failures() 
     for channel in ("email", "sms", "push"):
         config = connectors()[f"http-{channel}"]
         assert config["connector.class"] == "io.notipipe.connect.http.HttpSinkConnector"
-        assert config["topics"] == deliveries_topic(channel, "pfx.")
+        assert config["topics"] == Topics("pfx.").deliveries(channel)
         assert config["http.url"] == f"{SETTINGS.stub_url}/send/{channel}"
         assert config["idempotency.key.field"] == "delivery_id"
         # Nothing dropped silently: failures go to the DLQ with the error in headers.

@@ -9,15 +9,15 @@ from test_avro_codec import FakeRegistry
 from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.schemas import schema_text
 from streams.core.model import Channel, Delivery, DeliveryKind, Priority
+from streams.faust_ext.commit_hook import flush_before_commits
 from streams.worker.delivery_producer import DeliveryProduceError, DeliveryProducer
 
 NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there on a test machine
 
 
 def _producer() -> DeliveryProducer:
-    codec = AvroCodec(FakeRegistry(), {"deliveries-value": schema_text("delivery")})
-    producer = DeliveryProducer(NO_BROKER, codec, {"email": "deliveries-value"},
-                                {"email": "deliveries.email"})
+    codec = AvroCodec(FakeRegistry(), {"deliveries.email-value": schema_text("delivery")})
+    producer = DeliveryProducer(NO_BROKER, codec, {"email": "deliveries.email"})
     producer.flush_timeout_s = 0.3
     return producer
 
@@ -55,7 +55,7 @@ def test_commit_flush_fails_before_offsets_are_persisted():
     persisted = []
     producer.after_flush(lambda: persisted.append(True))
     faust_producer = _FaustProducer()
-    producer.attach_to_commits(faust_producer)
+    flush_before_commits(faust_producer, producer.flush_for_commit)
     producer.send_raw("users-changelog", 0, b"u1", b"{}", lambda p, o: None)
     with pytest.raises(DeliveryProduceError):
         asyncio.run(faust_producer.flush())

@@ -10,7 +10,7 @@ import pytest
 from stack import artifacts
 from stack.components import ProviderStub
 from stack.process import StartError
-from stack.settings import StackConfigError, StackSettings
+from stack.settings import ConfigError, StackSettings
 
 
 def test_a_taken_port_is_reported_with_the_way_out(tmp_path: Path) -> None:
@@ -36,5 +36,5 @@ def test_missing_java_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(("name", "value"), [("NOTIPIPE_KAFKA_PORT", "kafka"),
                                               ("NOTIPIPE_PARTITIONS", "0")])
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:
-    with pytest.raises(StackConfigError, match=name):
+    with pytest.raises(ConfigError, match=name):
         StackSettings.from_env({name: value})
