@@ -120,7 +120,7 @@ class Worker:
         app.agent(ticks_topic, name="ticks")(agents.ticks)
         app.timer(interval=settings.tick_interval_s / topology.partitions)(agents.send_tick)
         add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions)
-        flush_before_commits(app.producer, deliveries.flush_for_commit)
+        flush_before_commits(app.producer, metrics.timed_commit_flush(deliveries.flush_for_commit))
 
         async def on_assigned(*args: Any, **kwargs: Any) -> None:
             # No I/O here: the rebalance waits for this handler, and asking the group coordinator

@@ -7,8 +7,10 @@ The router returns counters keyed by tuples such as ('dropped', 'expired') or
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 # Label names for each counter family; the tuple's tail fills them in order.
 _LABELS = {
@@ -21,32 +23,28 @@ _LABELS = {
     "dlq": ("reason",),
     "events": ("outcome",),
     "preferences": ("outcome",),
+    "commit_flushes": ("outcome",),
 }
 
 
-class AgeHistogram:
-    """A Prometheus histogram of event ages in seconds: the wall clock when the router takes an
-    event's batch minus the event record's Kafka timestamp (the producer's CreateTime, or the
-    broker's LogAppendTime where the topic stamps that).
+# Seconds. Fine below 0.1 s, where a keeping-up worker's times fall; coarse up to a minute.
+SECONDS_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-    It is the input half of the end-to-end latency: the producer's linger, the broker, the
-    worker's fetch wait and its queue, or the lag when the worker falls behind. Clocks of other
-    hosts skew it; a negative age counts as 0.
-    """
 
-    # Seconds. Fine below 0.1 s, where a keeping-up worker's ages fall; coarse up to a minute of lag.
-    BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+class Histogram:
+    """A Prometheus histogram of durations in seconds; a negative one counts as 0."""
 
-    def __init__(self, name: str, help_text: str) -> None:
+    def __init__(self, name: str, help_text: str, bounds: tuple[float, ...] = SECONDS_BOUNDS) -> None:
         self.name, self.help_text = name, help_text
-        self.buckets = [0] * (len(self.BOUNDS) + 1)  # the last one: above every bound
+        self.bounds = bounds
+        self.buckets = [0] * (len(self.bounds) + 1)  # the last one: above every bound
         self.total_s = 0.0
         self.count = 0
 
     def observe(self, age_s: float) -> None:
         if age_s < 0.0:
             age_s = 0.0
-        self.buckets[bisect_left(self.BOUNDS, age_s)] += 1
+        self.buckets[bisect_left(self.bounds, age_s)] += 1
         self.total_s += age_s
         self.count += 1
 
@@ -54,7 +52,7 @@ class AgeHistogram:
         name = self.name
         lines = [f"# HELP {name} {self.help_text}", f"# TYPE {name} histogram"]
         cumulative = 0
-        for bound, n in zip(self.BOUNDS, self.buckets, strict=False):
+        for bound, n in zip(self.bounds, self.buckets, strict=False):
             cumulative += n
             lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
         lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
@@ -66,9 +64,29 @@ class AgeHistogram:
 class PipelineMetrics:
     def __init__(self) -> None:
         self.counters: Counter = Counter()
-        self.event_age = AgeHistogram(
+        # The input half of the end-to-end latency: the producer's linger, the broker, the
+        # worker's fetch wait and its queue, or the lag when the worker falls behind (the record's
+        # timestamp is the producer's CreateTime; other hosts' clocks skew it).
+        self.event_age = Histogram(
             "notipipe_event_age_at_routing_seconds",
             "Wall clock when the router takes an event's batch minus the event record's timestamp")
+        self.commit_flush = Histogram(
+            "notipipe_commit_flush_seconds",
+            "How long the flush before an offset commit waited for the broker's acknowledgements")
+
+    def timed_commit_flush(self, flush: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """``flush`` (run before every offset commit), counted and timed."""
+        async def counted() -> None:
+            self.inc("commit_flushes", "started")
+            started = time.monotonic()
+            try:
+                await flush()
+            except BaseException:
+                self.inc("commit_flushes", "failed")
+                raise
+            self.commit_flush.observe(time.monotonic() - started)
+            self.inc("commit_flushes", "done")
+        return counted
 
     def add(self, counters: Counter) -> None:
         self.counters.update(counters)
@@ -91,7 +109,7 @@ class PipelineMetrics:
             for tail, value in sorted(rows):
                 pairs = ",".join(f'{label}="{v}"' for label, v in zip(labels, tail, strict=False))
                 lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
-        return "\n".join(lines) + "\n" + self.event_age.prometheus()
+        return "\n".join(lines) + "\n" + self.event_age.prometheus() + self.commit_flush.prometheus()
 
 
 def prometheus_gauges(gauges: dict[str, float]) -> str:

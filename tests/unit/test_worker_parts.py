@@ -10,7 +10,7 @@ import pytest
 from streams.core.routing.state import UserState
 from streams.core.settings import ConfigError
 from streams.worker.due_index import DueIndex
-from streams.worker.metrics import AgeHistogram, PipelineMetrics
+from streams.worker.metrics import Histogram, PipelineMetrics
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import OBJECT_BYTES_PER_JSON_BYTE, StateCache
 from streams.worker.tick_rotation import TickRotation
@@ -77,7 +77,7 @@ def test_metrics_render_prometheus_counters_with_labels() -> None:
 
 
 def test_age_histogram_renders_cumulative_prometheus_buckets() -> None:
-    ages = AgeHistogram("notipipe_event_age_at_routing_seconds", "age")
+    ages = Histogram("notipipe_event_age_at_routing_seconds", "age")
     for age in (0.004, 0.005, 0.0051, 0.3, 75.0, -2.0):  # a bound itself counts in its bucket
         ages.observe(age)
     lines = dict(line.rsplit(" ", 1) for line in ages.prometheus().splitlines()
