@@ -76,9 +76,9 @@ def _as_data(compose: str, yaml_text: str, env: dict[str, str]) -> dict[str, Any
 def compose_config() -> dict[str, Any]:
     compose = shutil.which("docker-compose")
     if compose is None:
-        pytest.fail("docker-compose is not installed: run scripts/setup.sh (it installs Debian's "
-                    "docker-compose package), which validates docker-compose.yml without a Docker "
-                    "engine", pytrace=False)
+        pytest.fail("docker-compose is not installed (it validates docker-compose.yml without a "
+                    "Docker engine): run scripts/setup.sh, which installs Debian's docker-compose",
+                    pytrace=False)
     # Defaults only: the user's NOTIPIPE_*/COMPOSE_* variables must not change what is checked.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIPIPE_", "COMPOSE_"))}
     result = subprocess.run([compose, "-f", "docker-compose.yml", "config"],
