@@ -200,6 +200,13 @@ MUTANTS: list[Mutant] = [
            "        if self.pending.qsize() > self.max_messages:\n",
            "        if False:\n",
            U + "test_lean_producer.py"),
+    Mutant("EbbCheckedBuffer: waits for sends before its limit is reached",
+           "streams/lean_producer.py",
+           "        if self.pending.qsize() > self.max_messages:\n"
+           "            await super().wait_until_ebb()\n",
+           "        if self.pending.qsize() > 0:\n"
+           "            await self.flush_atmost(self.max_messages)\n",
+           U + "test_lean_producer.py"),
     Mutant("EbbCheckedBuffer: not installed in the worker's producer",
            "streams/lean_producer.py",
            "        if not self.app.conf.producer_threaded:",

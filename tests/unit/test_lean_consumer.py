@@ -4,6 +4,7 @@ real consumer, conductor and aiokafka consumer, on a stand-in broker (fake_broke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -182,6 +183,8 @@ def test_a_large_fetch_reaches_the_streams_in_batches() -> None:
                 await wait_for_async(lambda: sum(batches) == total, 5, "every record routed")
         finally:
             router_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await router_task
         assert max(batches) <= every + 1, batches
         assert min(batches[:-1]) > 1, batches
 
