@@ -96,9 +96,6 @@ INTERNALS = (
              "awaits app.producer.flush() before committing: the worker's producer is flushed "
              "there, so no offset passes an unacknowledged delivery", "1a69799041188441",
              ("await self.app.producer.flush()",)),
-    Internal("faust.transport.producer", "ProducerBuffer.wait_until_ebb", "producer.py",
-             "overridden: the queue length is looked at before Faust's settings lookup",
-             "758dd5744044071b"),
     Internal("faust.tables.base", "Collection.send_changelog", "changelog_table.py",
              "overridden: the users changelog goes out through librdkafka", "3dd3884e1b5fc0e1"),
     Internal(ROCKSDB, "Store._db_for_partition", "changelog_table.py, rocksdb_memory.py",

@@ -32,7 +32,7 @@ from streams.faust_ext.commit_hook import flush_before_commits
 from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
 from streams.faust_ext.raw_schema import RawSchema
 from streams.faust_ext.rocksdb_memory import RocksDBMemory, SharedMemoryTable
-from streams.faust_ext.transport import use_lean_clients
+from streams.faust_ext.transport import use_lean_consumer
 from streams.worker.agents import Agents
 from streams.worker.dead_letters import DeadLetters
 from streams.worker.delivery_producer import DeliveryProducer
@@ -86,7 +86,7 @@ class Worker:
         self._events_topic = topics.events
         kafka = {"bootstrap.servers": settings.bootstrap_servers}
         self.app = app = faust_app(settings, topology)
-        use_lean_clients(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        use_lean_consumer(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
         self.metrics = metrics = PipelineMetrics()
         self.codec = codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self.deliveries = deliveries = DeliveryProducer(

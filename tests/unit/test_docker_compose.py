@@ -76,8 +76,9 @@ def _as_data(compose: str, yaml_text: str, env: dict[str, str]) -> dict[str, Any
 def compose_config() -> dict[str, Any]:
     compose = shutil.which("docker-compose")
     if compose is None:
-        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose); "
-                    "it validates docker-compose.yml without a Docker engine")
+        pytest.fail("docker-compose is not installed (it validates docker-compose.yml without a "
+                    "Docker engine): run scripts/setup.sh, which installs Debian's docker-compose",
+                    pytrace=False)
     # Defaults only: the user's NOTIPIPE_*/COMPOSE_* variables must not change what is checked.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIPIPE_", "COMPOSE_"))}
     result = subprocess.run([compose, "-f", "docker-compose.yml", "config"],

@@ -60,7 +60,7 @@ def test_private_framework_names_appear_only_in_the_extensions_package() -> None
                 "_n_acked", "_stopped"}
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, private))) + r")\b")
     offenders = []
-    sources = [p for top in ("streams", "stack", "bench", "scripts") for p in (ROOT / top).rglob("*.py")]
+    sources = [p for top in ("streams", "stack", "bench") for p in (ROOT / top).rglob("*.py")]
     for path in sorted(sources):
         relative = path.relative_to(ROOT)
         if relative.parts[:2] == ("streams", "faust_ext"):
@@ -78,3 +78,13 @@ def test_every_extension_module_says_what_it_replaces() -> None:
         doc = module.read_text().split('"""')[1]
         assert re.search(r"\b(Replaces|Wraps|Mirrors|Relies on):", doc), (
             f"{module.name}: its docstring must name the framework internal it replaces and why")
+
+
+def test_a_worker_refuses_to_start_on_a_framework_it_was_not_written_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.faust_ext import internals
+
+    internals.verify_installed()  # the pinned versions: starts
+    monkeypatch.setitem(internals.PINNED_VERSIONS, "aiokafka", "0.0.1")
+    with pytest.raises(internals.IncompatibleFramework, match="aiokafka 0.14.0 is installed"):
+        internals.verify_installed()

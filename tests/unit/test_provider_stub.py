@@ -6,7 +6,6 @@ import asyncio
 import functools
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +23,7 @@ from stack.provider_stub import (
     main,
     parse_body,
 )
+from tests.waiting import wait_for_async
 
 
 class FakeClock:
@@ -215,28 +215,36 @@ async def test_default_statuses_per_mode() -> None:
 
 @run_async
 async def test_slow_fault_delays_the_answer() -> None:
-    async with stub() as client:
-        await add_fault(client, {"channel": "email", "mode": "slow", "delay_ms": 300, "times": 1})
-        started = time.monotonic()
-        status, _ = await send(client, "email", DELIVERY)
-        slow_s = time.monotonic() - started
-        assert status == 200 and slow_s >= 0.3
-        started = time.monotonic()
-        await send(client, "email", DELIVERY)
-        assert time.monotonic() - started < 0.3  # 'times' used up
-        first, second = await recorded(client)
-        assert (first["delay_ms"], second["delay_ms"]) == (300, 0)
-        assert (first["outcome"], second["duplicate"]) == ("accepted", True)
+    state = StubState()
+    async with stub(state) as client:
+        await add_fault(client, {"channel": "email", "mode": "slow", "delay_ms": 2000, "times": 1})
+        answered: list[str] = []
+
+        async def post(delivery_id: str) -> None:
+            status, _ = await send(client, "email", {**DELIVERY, "delivery_id": delivery_id})
+            assert status == 200
+            answered.append(delivery_id)
+
+        slow = asyncio.create_task(post("slow"))
+        await wait_for_async(lambda: not state.active_faults(), 5, "the slow request taken in")
+        await post("fast")  # 'times' used up: answered while the first one still waits
+        await slow
+        assert answered == ["fast", "slow"]
+        first, second = await recorded(client)  # recorded when answered
+        assert [(r["delivery_id"], r["delay_ms"]) for r in (first, second)] == [
+            ("fast", 0), ("slow", 2000)]
 
 
 @run_async
 async def test_client_that_timed_out_is_flagged_and_its_retry_is_a_duplicate() -> None:
-    async with stub() as client:
+    state = StubState()
+    async with stub(state) as client:
         await add_fault(client, {"mode": "slow", "delay_ms": 300, "times": 1})
         with pytest.raises(asyncio.TimeoutError):
             await client.post("/send/email", json=DELIVERY, timeout=ClientTimeout(total=0.05))
         assert (await send(client, "email", DELIVERY))[0] == 200  # the sink's retry
-        await asyncio.sleep(0.4)  # a server that does not cancel handlers finishes the slow one now
+        # A server that does not cancel handlers finishes the slow one after its delay.
+        await wait_for_async(lambda: len(state.requests) == 2, 5, "the abandoned attempt recorded")
         reqs = await recorded(client)
         # the abandoned attempt counts as accepted (the provider acted on it), so exactly one of the
         # two is a duplicate: whichever was recorded second

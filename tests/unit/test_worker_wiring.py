@@ -1,0 +1,65 @@
+"""The worker's Faust app is built with the worker's overrides in place: the real ``Worker``
+(offline_pipeline.py), its consumer on a stand-in broker (fake_broker.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from fake_broker import EV0, EV1, FakeBroker, connect, draining, offsets, queued, raw_topic, subscribe
+from offline_pipeline import offline_pipeline
+
+from streams.worker.app import Worker
+from streams.worker.delivery_producer import DeliveryProduceError
+from tests.waiting import wait_for_async
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Worker:
+    built = offline_pipeline(tmp_path, monkeypatch)
+    built.deliveries.flush_timeout_s = 0.3  # nothing is ever acked: fail fast
+    return built
+
+
+def test_fausts_pre_commit_flush_waits_for_the_users_changelog_records(
+        pipeline: Worker) -> None:
+    """Faust commits offsets only after its producer's flush returns (test_delivery_producer.py);
+    in the worker that flush includes the librdkafka producer, which the users table's changelog
+    records go through."""
+    pipeline.users.set_raw(0, b"ann", b'{"v":1}')
+    with pytest.raises(DeliveryProduceError, match="1 changelog records still unacknowledged"):
+        asyncio.run(pipeline.app.producer.flush())
+
+
+def test_the_worker_tables_share_its_rocksdb_budget(pipeline: Worker) -> None:
+    for n in range(1_000):
+        pipeline.users.set_raw(n % 2, b"user-%d" % n, os.urandom(500))
+    assert pipeline.rocksdb_memory.usage()["memtables"] > 250_000
+
+
+def test_the_worker_consumer_holds_records_in_a_rebalance_and_reads_fresh_partitions_again(
+        pipeline: Worker) -> None:
+    """The consumer class and the seek of never-committed partitions, as the worker installs
+    them (test_lean_consumer.py and test_fresh_partition_seek.py test them in detail)."""
+
+    async def scenario() -> None:
+        app = pipeline.app
+        events = raw_topic(app, "notifications.events")  # stands in for the router agent's stream
+        broker = FakeBroker()
+        broker.append(EV0, 3)  # never committed
+        broker.append(EV1, 3)
+        broker.committed[EV1] = 1
+        consumer = connect(app, broker, [EV0, EV1], [events])
+        await subscribe(app, [EV0, EV1])
+        app.on_rebalance_start()
+        async with draining(consumer):
+            await wait_for_async(broker.consumer_came_back, 5, "the fetch handled")
+            assert queued(events) == []
+            app.on_rebalance_end()
+            await wait_for_async(lambda: len(queued(events)) == 5, 5, "the records read again")
+        assert sorted(offsets(events)) == [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2)]
+
+    asyncio.run(scenario())
+
