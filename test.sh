@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, lint, bring the local stack up, run every test.
-# Extra arguments go to pytest (e.g. ./test.sh tests/unit -k quiet).
+# The whole test suite: install what is missing, lint, bring the local stack up, run every test,
+# then check that the unit tests catch each removed behaviour (scripts/mutation_check.py).
+# Extra arguments go to pytest alone (e.g. ./test.sh tests/unit -k quiet).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
@@ -13,4 +14,5 @@ rc=$?
 set -e
 # pytest exits 5 when it collected no tests: that is a broken suite, not a pass.
 if [[ $rc -eq 5 ]]; then echo "test.sh: no tests were collected" >&2; exit 1; fi
-exit $rc
+if [[ $rc -ne 0 || $# -gt 0 ]]; then exit $rc; fi
+.venv/bin/python scripts/mutation_check.py
