@@ -143,7 +143,7 @@ def make_producer(stack: StackSettings) -> Producer:
     return Producer(
         {
             "bootstrap.servers": stack.bootstrap_servers,
-            "partitioner": "murmur2_random",  # as streams/client.py, Java clients and aiokafka
+            "partitioner": "murmur2_random",  # as the SDK, Java clients and aiokafka
             "linger.ms": 5,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 2_000_000,

@@ -22,11 +22,11 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "Avro encode/decode (fastavro, avro_codec, delivery_avro)",
-        ("fastavro/", "streams/avro_codec.py", "streams/delivery_avro.py"),
+        ("fastavro/", "streams/contracts/avro_codec.py", "streams/contracts/delivery_avro.py"),
     ),
     (
-        "routing rules (streams.routing, model, templates)",
-        ("streams/routing/", "streams/model.py", "streams/templates.py", "zoneinfo", "datetime"),
+        "routing rules (streams.core: routing, model, templates)",
+        ("streams/core/", "zoneinfo", "datetime"),
     ),
     ("state JSON (table values)", ("json/",)),
     ("RocksDB store", ("rocksdict", "faust/stores/")),
@@ -57,7 +57,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mode (Faust's service/timer framework)", ("mode/",)),
     ("asyncio event loop", ("asyncio/", "uvloop", "selectors.py")),
     ("logging", ("logging/",)),
-    ("the worker's own glue (streams/app.py, metrics, due index)", ("streams/",)),
+    ("the worker's own parts (streams/worker/, streams/faust_ext/)", ("streams/",)),
 )
 
 

@@ -9,7 +9,7 @@ from the changelog, so a second process or a rebalance keeps the rules right.
 This is what "the practical limit for Python" means here: no framework, batch-at-a-time, C does
 the batching of every produce. It is a benchmark peer, not a supported runtime.
 
-Settings: the NOTIPIPE_* variables of the worker (streams/worker_settings.py, streams/settings.py).
+Settings: the NOTIPIPE_* variables of the worker (docs/configuration.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ What someone writes first: for each event, decode, look the user up in tables, r
 (holds included); a timer writes ticks so due holds are flushed in a stream context. Default
 Faust settings otherwise: no logger tuning, no batching.
 
-Settings: the NOTIPIPE_* variables of the worker (streams/worker_settings.py, streams/settings.py).
+Settings: the NOTIPIPE_* variables of the worker (docs/configuration.md).
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def _assert_delivered_once(workers: list[WorkerProcess], env: PipelineEnv,
 def test_pending_digest_survives_sigkill_and_is_delivered_once(
         worker, client, watcher, pipeline_env, lose_local_state: bool) -> None:
     """With the worker's RocksDB kept, and with it gone (state from the changelog while events
-    after the last commit are replayed: the case fresh_partition_seek.py is about)."""
+    after the last commit are replayed: the case streams/faust_ext/partition_seek.py is about)."""
     user, ids, closes_at = _hold_three_likes([worker], client)
     _kill_before_the_window_closes(worker, closes_at)
     if lose_local_state:

@@ -83,8 +83,10 @@ def test_sustained_rate_uses_the_middle_of_completion():
 
 def test_profile_summary_from_collapsed_stacks():
     lines = [
-        "<module> (streams/cli.py:3);_route (streams/app.py:10);decode (streams/avro_codec.py:99) 3",
-        "<module> (streams/cli.py:3);_route (streams/app.py:10);route (streams/routing/router.py:70) 1",
+        "<module> (streams/cli.py:3);_route (streams/worker/event_router.py:10);"
+        "decode (streams/contracts/avro_codec.py:99) 3",
+        "<module> (streams/cli.py:3);_route (streams/worker/event_router.py:10);"
+        "route (streams/core/routing/router.py:70) 1",
         "<module> (streams/cli.py:3);_run_once (asyncio/base_events.py:1900) 4",
     ]
     summary = summarize_collapsed(lines)
@@ -93,7 +95,7 @@ def test_profile_summary_from_collapsed_stacks():
     assert cats["asyncio event loop"] == 50.0
     assert cats["Avro encode/decode (fastavro, avro_codec, delivery_avro)"] == 37.5
     incl = dict(summary["inclusive_by_function"])
-    assert incl["_route (streams/app.py)"] == 50.0
+    assert incl["_route (streams/worker/event_router.py)"] == 50.0
     assert incl["<module> (streams/cli.py)"] == 100.0
     assert parse_frame("Pipeline._route (streams/app.py:171)") == ("Pipeline._route", "streams/app.py")
     assert category("faust/tables/base.py") == "Faust tables/changelog"

@@ -1,4 +1,4 @@
-"""The users table (streams/changelog_table.py): Faust's real table and RocksDB store in a
+"""The users table (streams/faust_ext/changelog_table.py): Faust's real table and RocksDB store in a
 temporary directory; its changelog records go to ``BrokerAcks`` (worker_tables.py), which stands
 in for the broker behind the worker's librdkafka producer."""
 

@@ -1,5 +1,5 @@
 """The worker's seek of never-committed input partitions to their beginning
-(streams/fresh_partition_seek.py), on Faust's real consumer and aiokafka's real
+(streams/faust_ext/partition_seek.py), on Faust's real consumer and aiokafka's real
 ``seek_to_committed`` over a stand-in broker (fake_broker.py). The whole case (a worker restarted
 on an empty disk) is in tests/integration/test_pipeline_restart.py."""
 

@@ -1,4 +1,4 @@
-"""The worker's consumer (streams/lean_consumer.py) delivering records to Faust's streams: Faust's
+"""The worker's consumer (streams/faust_ext/consumer.py) delivering records to Faust's streams: Faust's
 real consumer, conductor and aiokafka consumer, on a stand-in broker (fake_broker.py)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Events taken straight from the router stream's queue (streams/queued_events.py) keep what
+"""Events taken straight from the router stream's queue (streams/faust_ext/queued_events.py) keep what
 Faust's stream iterator does for correctness: skipping across a rebalance, tracking for the
 rebalance's wait. Records reach the queue through Faust's real consumer and conductor, from a
 stand-in broker (fake_broker.py)."""
