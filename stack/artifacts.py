@@ -66,7 +66,7 @@ BUILDS = (
 # Parts on Connect's classpath or plugin path: a running Connect must restart to load them.
 CONNECT_PLUGIN_PARTS = frozenset({"kafka", "registry+jdbc-sink", "avro-converter", *(b.name for b in BUILDS)})
 
-# Plugin dirs earlier versions laid out that must not linger on Connect's plugin path.
+# Plugin dirs an older checkout laid out: removed, so they never linger on Connect's plugin path.
 OBSOLETE = ("connect-plugins/http-sink", ".http-sink.xml.stamp")
 
 # Parent POMs that Maven Central does not serve although the artifact itself is there.

@@ -1,17 +1,17 @@
 """Events of users whose digests are on their way to the broker wait here; everyone else's go on.
 
 A tick flushes a few users' due holds as digests and, once the broker has acked them, saves those
-users' states without the holds (Pipeline._flush_users). Until then their stored states still
-hold what was sent, so their events must not be routed. The router used to wait for such a flush
-whenever its batch held one of those users, and every event queued behind the batch waited with
-it (up to ~100–135 ms at half the benchmark's maximum rate). Such collisions are rare there (55–84
-events of ~58,000 parked per run); they grow with the share of users who get digests.
+users' states without the holds (flusher.py). Until then their stored states still hold what was
+sent, so their events must not be routed. Making the whole router wait for the flush would hold
+every event queued behind such a batch (up to ~100–135 ms at half the benchmark's maximum rate),
+for collisions that are rare (55–84 events of ~58,000 per benchmark run; they grow with the share
+of users who get digests).
 
-Now only those users' events wait. They are parked in arrival order, and so is every later event
+So only those users' events wait. They are parked in arrival order, and so is every later event
 of a user who has events parked, so each user's events are still routed in offset order. When
-the flush ends, its task routes and acks them (after a failed flush, the next router batch or
-tick does). Offsets are committed only up to the first event not yet acked, so a crash replays
-parked events like any other unrouted one.
+the flush ends, it routes and acks them (after a failed flush, the next router batch or tick
+does). Offsets are committed only up to the first event not yet acked, so a crash replays parked
+events like any other unrouted one.
 """
 
 from __future__ import annotations
