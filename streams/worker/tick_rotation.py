@@ -3,8 +3,9 @@
 Ticking every owned partition at once, once per interval, would flush every partition's due
 digests in the same few hundred milliseconds: in the benchmark at half the maximum rate that held
 the router's events up to ~200 ms once a second, and made its p99. So a timer fires
-``partitions`` times per interval and each firing may tick one owned partition, in turn: a worker that owns k of n partitions ticks on k of every n firings, so each of its
-partitions is ticked once per interval, as configured, and the flushes are spread across it.
+``partitions`` times per interval and each firing may tick one owned partition, in turn: a
+worker that owns k of n partitions ticks on k of every n firings, so each of its partitions is
+ticked once per interval, as configured, and the flushes are spread across it.
 """
 
 from __future__ import annotations

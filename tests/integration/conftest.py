@@ -84,12 +84,7 @@ def watcher(pipeline_env):
 
 @pytest.fixture(scope="module")
 def worker(pipeline_env, client, watcher):
-    from tests.integration.pipeline import WorkerProcess, wait_until_routing
+    from tests.integration.pipeline import running_worker
 
-    process = WorkerProcess(pipeline_env)
-    process.start()
-    try:
-        wait_until_routing(process, client, watcher)
+    with running_worker(pipeline_env, client, watcher) as process:
         yield process
-    finally:
-        process.stop()

@@ -15,6 +15,8 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -230,6 +232,18 @@ def set_clock(workers: list[WorkerProcess], env: PipelineEnv, fake_now_ms: int |
 
     for worker in workers:
         wait_for(lambda w=worker: on_new_clock(w), 10, f"worker {worker.web_port} to read the clock")
+
+
+@contextmanager
+def running_worker(env: PipelineEnv, client: NotificationClient, watcher: Watcher) -> Iterator[WorkerProcess]:
+    """A worker process of the pipeline, routing, stopped at the end of the block."""
+    process = WorkerProcess(env)
+    process.start()
+    try:
+        wait_until_routing(process, client, watcher)
+        yield process
+    finally:
+        process.stop()
 
 
 def wait_until_routing(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,

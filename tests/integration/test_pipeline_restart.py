@@ -22,6 +22,7 @@ from tests.integration.pipeline import (
     Watcher,
     WorkerProcess,
     make_pipeline_env,
+    running_worker,
     set_clock,
     wait_until_routing,
 )
@@ -57,13 +58,8 @@ def watcher(pipeline_env: PipelineEnv) -> Iterator[Watcher]:
 @pytest.fixture
 def worker(pipeline_env: PipelineEnv, client: NotificationClient,
            watcher: Watcher) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(pipeline_env)
-    process.start()
-    try:
-        wait_until_routing(process, client, watcher)
+    with running_worker(pipeline_env, client, watcher) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def _all_committed(env: PipelineEnv) -> bool:
