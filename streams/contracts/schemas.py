@@ -12,7 +12,7 @@ import fastavro
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 HISTORY_DIR = SCHEMA_DIR / "history"
-SCHEMA_NAMES = ("notification_event", "user_preferences", "delivery", "dead_letter")
+SCHEMA_NAMES = ("notification_event", "user_preferences", "delivery", "dead_letter", "delivery_status")
 
 _VERSION_FILE = re.compile(r"v(\d+)\.avsc")
 

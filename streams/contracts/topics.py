@@ -41,6 +41,11 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}notifications.dlq"
 
+    @property
+    def receipts(self) -> str:
+        """Delivery receipts from the gateways (DeliveryStatus), keyed and partitioned like events."""
+        return f"{self.prefix}notifications.receipts"
+
     def deliveries(self, channel: str) -> str:
         return f"{self.prefix}notifications.deliveries.{channel}"
 
@@ -65,4 +70,5 @@ class Topics:
             *(TopicSpec(topic, "delivery.avsc", retention_ms=WEEK_MS)
               for topic in self.all_deliveries().values()),
             TopicSpec(self.dlq, "dead_letter.avsc", retention_ms=4 * WEEK_MS),
+            TopicSpec(self.receipts, "delivery_status.avsc", retention_ms=WEEK_MS),
         ]
