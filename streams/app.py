@@ -529,8 +529,11 @@ class Pipeline:
         fut = await self.dlq_topic.send(key=message.key, value=value, headers=headers)
         await fut  # a DLQ write must not be lost: wait for the broker before moving on
         self.metrics.inc("dlq", reason)
-        log.warning("dead-lettered %s/%d/%d: %s", message.topic, message.partition, message.offset,
-                    error)
+        # The reason code only: an error's text may quote the record (addresses, titles, bodies).
+        # It is in the DLQ record, next to the original bytes.
+        detail = getattr(error, "reason", None) or type(error).__name__
+        log.warning("dead-lettered %s/%d/%d: %s (%s)", message.topic, message.partition, message.offset,
+                    reason, detail)
 
     # --- web ----------------------------------------------------------------------------------
 
