@@ -10,12 +10,13 @@
 | NOTIPIPE_STUB_PORT | 8090 | provider gateway stub port |
 | NOTIPIPE_PARTITIONS | 8 | partitions of every pipeline topic |
 | NOTIPIPE_TOPIC_PREFIX | "" | prefix for every pipeline topic |
-| NOTIPIPE_POSTGRES_PASSWORD | notipipe | password of the `notipipe` database user |
+| NOTIPIPE_POSTGRES_PASSWORD | generated | the owner role's (streams/connection/postgres.py) |
 | NOTIPIPE_START_TIMEOUT_S | 180 | how long `stack up` waits for each component |
 
 `notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
 NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
-(libpq form) then replace the local addresses.
+(libpq form) then replace the local addresses, and the credentials of streams/connection/ must be
+set (locally they default to the secrets generated in `.cache/secrets/`; docs/security.md).
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ class StackSettings:
     stub_port: int
     partitions: int
     topic_prefix: str
-    postgres_password: str
     start_timeout_s: int
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
     bootstrap_override: str = ""
@@ -76,7 +76,6 @@ class StackSettings:
             stub_port=_int(environ, "NOTIPIPE_STUB_PORT", 8090, 1024, 65535),
             partitions=_int(environ, "NOTIPIPE_PARTITIONS", 8, 1, 1024),
             topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
-            postgres_password=environ.get("NOTIPIPE_POSTGRES_PASSWORD", "notipipe"),
             start_timeout_s=_int(environ, "NOTIPIPE_START_TIMEOUT_S", 180, 5, 3600),
             bootstrap_override=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS", ""),
             registry_override=environ.get("NOTIPIPE_REGISTRY_URL", ""),
@@ -132,9 +131,7 @@ class StackSettings:
 
     @property
     def postgres_dsn(self) -> str:
-        if self.postgres_dsn_override:
-            return self.postgres_dsn_override
-        return (
-            f"host=127.0.0.1 port={self.postgres_port} dbname=notipipe "
-            f"user=notipipe password={self.postgres_password}"
-        )
+        """The owner role's connection string (streams/connection/postgres.py has the others)."""
+        from streams.connection.postgres import OWNER, dsn
+
+        return dsn(self, OWNER)

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from stack.settings import StackSettings
+from streams.connection import postgres
 
 from .avro_codec import AvroCodec
 from .client import ClientSettings, NotificationClient, now_ms
@@ -115,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _say(f"   the digest says: {digest.title!r} / {digest.body!r}")
 
-    with psycopg.connect(stack.postgres_dsn) as conn:
+    # As an inbox service would: the read role (SELECT on inbox, UPDATE of read_at only).
+    with psycopg.connect(postgres.dsn(stack, postgres.READER)) as conn:
         rows: list = []
         deadline = time.monotonic() + args.timeout
         while not rows and time.monotonic() < deadline:
