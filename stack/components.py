@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -419,7 +420,7 @@ class Postgres(Component):
         "Failing row contains (...)"), no text of failing statements. True if changed."""
         conf = self.data / "postgresql.conf"
         text = conf.read_text()
-        if "log_error_verbosity" in text:
+        if re.search(r"^\s*log_error_verbosity\s*=", text, re.M):
             return False
         conf.write_text(text + "log_error_verbosity = terse\nlog_min_error_statement = panic\n")
         return True
@@ -440,7 +441,8 @@ class Postgres(Component):
         lines = hba.read_text().splitlines()
         trusting = [i for i, line in enumerate(lines)
                     if line.strip() and not line.lstrip().startswith("#") and line.split()[-1] == "trust"]
-        if not trusting and not self._quiet_error_logging():
+        log_settings_added = self._quiet_error_logging()
+        if not trusting and not log_settings_added:
             return
         owner = pg_roles.OWNER.name
         password = pg_roles.password(self.settings, pg_roles.OWNER)
