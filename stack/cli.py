@@ -80,6 +80,13 @@ def cmd_init(settings: StackSettings) -> int:
     return 0
 
 
+def cmd_secrets(settings: StackSettings) -> int:
+    """Generate what is missing; print where each file is (never a value)."""
+    for path in secret_files.write_all(settings):
+        print(path)
+    return 0
+
+
 def cmd_status(settings: StackSettings, as_json: bool) -> int:
     rows = [describe(c) for c in all_components(settings)]
     connectors: list[dict] = []
@@ -132,6 +139,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "init", help="provision servers this stack did not start: migrations, topics, schemas, "
                      "connectors (addresses from NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, "
                      "NOTIPIPE_CONNECT_URL, NOTIPIPE_POSTGRES_DSN)")
+    actions.add_parser(
+        "secrets", help="generate the stack's secrets and the files its servers read them from into "
+                        ".cache/secrets (stack up does it too; docker-compose.yml runs it first); "
+                        "prints the file names, never a value")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     actions.add_parser("down", help="stop everything this stack started; data is kept")
@@ -148,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
             return cmd_init(settings)
         if args.action == "status":
             return cmd_status(settings, args.json)
+        if args.action == "secrets":
+            return cmd_secrets(settings)
         if args.action == "down":
             return cmd_down(settings)
         return cmd_reset(settings)

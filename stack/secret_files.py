@@ -107,3 +107,17 @@ def gateway_tokens(settings: StackSettings) -> Path:
     write_private(path, "".join(f"{channel}={secret(settings, gateway_token_secret(channel))}\n"
                                 for channel in GATEWAY_CHANNELS))
     return path
+
+
+def write_all(settings: StackSettings) -> list[Path]:
+    """Every secret and every file derived from them, as `stack up` would make them."""
+    from streams.connection import http
+
+    for name in (http.REGISTRY_PASSWORD.secret_name, http.CONNECT_PASSWORD.secret_name,
+                 *(role.password.secret_name for role in postgres.ROLES)):
+        secret(settings, name)
+    registry_users(settings)
+    connect_jaas(settings)
+    connector_secrets(settings)
+    gateway_tokens(settings)
+    return sorted(secrets_dir(settings).iterdir())
