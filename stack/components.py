@@ -86,9 +86,14 @@ class Component:
     def command_file(self) -> Path:
         return self.settings.run_dir / f"{self.name}.command"
 
+    def config_files(self) -> list[Path]:
+        """Files the process reads once, at start (written by command() or prepare())."""
+        return []
+
     def started_with(self) -> str:
-        """What the process reads at start: its command line (and config files it names)."""
-        return json.dumps(self.command())
+        """What the process reads at start: its command line and the content of its config files."""
+        digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in self.config_files()]
+        return json.dumps([*self.command(), *digests])
 
     def restart_reason(self, changed_parts: list[str]) -> str | None:
         """Why the running process must restart to be current; None if it is."""
@@ -262,9 +267,8 @@ class Registry(Component):
     def prepare(self) -> None:
         (self.settings.data_dir / "registry").mkdir(parents=True, exist_ok=True)
 
-    def started_with(self) -> str:
-        users = secret_files.registry_users(self.settings).read_bytes()
-        return json.dumps([*self.command(), hashlib.sha256(users).hexdigest()])
+    def config_files(self) -> list[Path]:
+        return [secret_files.registry_users(self.settings)]
 
     def healthy(self) -> bool:
         base = f"http://127.0.0.1:{self.port}"
@@ -330,9 +334,15 @@ class Connect(Component):
         try:
             if self.properties.read_text() != self.worker_properties():
                 return f"worker config {self.properties} changed"
+            if self.command_file.read_text() != self.started_with():
+                return "its REST credentials changed"
         except FileNotFoundError:
             return None
         return None
+
+    def config_files(self) -> list[Path]:
+        secret_files.connect_jaas(self.settings)
+        return [secrets_dir(self.settings) / "connect-credentials.properties"]
 
     def command(self) -> list[str]:
         jaas = f"-Djava.security.auth.login.config={secret_files.connect_jaas(self.settings)}"
@@ -492,6 +502,9 @@ class ProviderStub(Component):
         # Like a real gateway, it answers 401 to a request without its channel's token.
         return [sys.executable, "-m", "stack.provider_stub", "--host", "127.0.0.1",
                 "--port", str(self.port), "--tokens-file", str(secret_files.gateway_tokens(self.settings))]
+
+    def config_files(self) -> list[Path]:
+        return [secret_files.gateway_tokens(self.settings)]
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)
