@@ -145,6 +145,16 @@ def test_postgres_refuses_unknown_roles_and_wrong_passwords_on_every_path(settin
         assert conn.execute("SELECT current_user").fetchone() == (postgres.SINK.name,)
 
 
+def test_stack_up_with_a_wrong_owner_password_says_which_variable(settings: StackSettings) -> None:
+    env = {**os.environ, "NOTIPIPE_POSTGRES_PASSWORD": "wrong"}
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "stack", "up", "--only", "postgres"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "password authentication failed" in result.stderr
+    assert "NOTIPIPE_POSTGRES_PASSWORD" in result.stderr and "wrong" not in result.stderr.replace(
+        "NOTIPIPE_POSTGRES_PASSWORD", "")
+
+
 def test_the_sink_role_writes_rows_and_nothing_else(settings: StackSettings, pg) -> None:
     with connect_as(settings, postgres.SINK.name, postgres.password(settings, postgres.SINK)) as sink:
         for statement in ("ALTER TABLE inbox ADD COLUMN stolen text",
