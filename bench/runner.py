@@ -32,9 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from stack.process import read_pid
+from stack.schemas_setup import registry_client
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
 from streams.contracts.avro_codec import AvroCodec, wire_header
@@ -188,7 +187,7 @@ class Workload:
 
 
 def _codec_factory(stack: StackSettings) -> Callable[[str], AvroCodec]:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = registry_client(stack)  # registers the run's schemas: the writer's credentials
 
     def make(prefix: str) -> AvroCodec:
         codec = AvroCodec(registry, auto_register=True)

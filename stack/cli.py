@@ -8,15 +8,17 @@ import shutil
 import sys
 import time
 
-from stack import artifacts
-from stack.components import Component, Connect, all_components, describe
+from stack import artifacts, secret_files
+from stack.components import Component, all_components, describe
 from stack.connectors_cli import print_status
 from stack.connectors_setup import ConnectorError, connector_status, register_connectors
+from stack.db_roles import set_role_passwords
 from stack.migrations import MigrationError, apply_migrations
 from stack.process import StartError, stop
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
 from stack.settings import ConfigError, StackSettings
 from stack.topics_setup import ensure_topics
+from streams.connection.http import connect_is_local
 
 
 def _line(row: dict[str, str]) -> str:
@@ -36,10 +38,10 @@ def _up(settings: StackSettings, only: list[str] | None, with_worker: bool = Fal
     for component in all_components(settings, with_worker=with_worker):
         if only and component.name not in only:
             continue
-        if isinstance(component, Connect) and component.pid() is not None:
+        if component.pid() is not None:
             reason = component.restart_reason(changed_parts)
             if reason:
-                print(f"restarting connect: {reason}", flush=True)
+                print(f"restarting {component.name}: {reason}", flush=True)
                 stop(component.pid_file, timeout_s=60)
         component.start()
         print(_line(describe(component)), flush=True)
@@ -54,6 +56,7 @@ def provision(settings: StackSettings, component: str) -> None:
         # Before Connect: the JDBC sinks write into tables these migrations own.
         for change in apply_migrations(settings):
             print(f"  {change}")
+        set_role_passwords(settings)
     if component == "kafka":
         for change in ensure_topics(settings):
             print(f"  {change}")
@@ -62,6 +65,9 @@ def provision(settings: StackSettings, component: str) -> None:
         print(f"  {len(ids)} subjects registered: "
               + ", ".join(f"{s}={i}" for s, i in sorted(ids.items())))
     if component == "connect":
+        if connect_is_local(settings):
+            # What the connectors' ${file:...} references read, current before they (re)start.
+            secret_files.connector_secrets(settings)
         for change in register_connectors(settings):
             print(f"  {change}")
 
@@ -71,6 +77,13 @@ def cmd_init(settings: StackSettings) -> int:
     for component in ("postgres", "kafka", "registry", "connect"):
         print(f"{component}: provisioning", flush=True)
         provision(settings, component)
+    return 0
+
+
+def cmd_secrets(settings: StackSettings) -> int:
+    """Generate what is missing; print where each file is (never a value)."""
+    for path in secret_files.write_all(settings):
+        print(path)
     return 0
 
 
@@ -126,6 +139,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "init", help="provision servers this stack did not start: migrations, topics, schemas, "
                      "connectors (addresses from NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, "
                      "NOTIPIPE_CONNECT_URL, NOTIPIPE_POSTGRES_DSN)")
+    actions.add_parser(
+        "secrets", help="generate the stack's secrets and the files its servers read them from into "
+                        ".cache/secrets (stack up does it too; docker-compose.yml runs it first); "
+                        "prints the file names, never a value")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     actions.add_parser("down", help="stop everything this stack started; data is kept")
@@ -142,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
             return cmd_init(settings)
         if args.action == "status":
             return cmd_status(settings, args.json)
+        if args.action == "secrets":
+            return cmd_secrets(settings)
         if args.action == "down":
             return cmd_down(settings)
         return cmd_reset(settings)

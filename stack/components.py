@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -15,10 +17,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import artifacts
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from stack import artifacts, secret_files
 from stack.artifacts import PrerequisiteError, check_java
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
+from stack.secrets import secrets_dir
 from stack.settings import StackSettings
+from streams.connection import postgres as pg_roles
+from streams.connection.http import connect_client
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -27,9 +36,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def http_ok(url: str, timeout_s: float = 3.0) -> bool:
+def http_ok(url: str, timeout_s: float = 3.0, headers: dict[str, str] | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return 200 <= response.status < 300
     except OSError:
         return False
@@ -42,6 +52,8 @@ class Component:
     settings: StackSettings
     name: str = ""
     port: int = 0
+    # Restart a running one on `stack up` when its command line changed (e.g. new auth options).
+    restart_on_new_command = False
 
     @property
     def pid_file(self) -> Path:
@@ -70,6 +82,29 @@ class Component:
     def env(self) -> dict[str, str] | None:
         return None
 
+    @property
+    def command_file(self) -> Path:
+        return self.settings.run_dir / f"{self.name}.command"
+
+    def config_files(self) -> list[Path]:
+        """Files the process reads once, at start (written by command() or prepare())."""
+        return []
+
+    def started_with(self) -> str:
+        """What the process reads at start: its command line and the content of its config files."""
+        digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in self.config_files()]
+        return json.dumps([*self.command(), *digests])
+
+    def restart_reason(self, changed_parts: list[str]) -> str | None:
+        """Why the running process must restart to be current; None if it is."""
+        if not self.restart_on_new_command:
+            return None
+        try:
+            recorded = self.command_file.read_text()
+        except FileNotFoundError:
+            return "it was started without a record of its command line"
+        return None if recorded == self.started_with() else "its command line or config changed"
+
     def start(self) -> bool:
         """Start unless running; wait until healthy. True if it was started now."""
         if self.pid() is not None:
@@ -84,6 +119,7 @@ class Component:
             )
         self.prepare()
         spawn(self.command(), self.log_file, self.pid_file, env=self.env())
+        self.command_file.write_text(self.started_with())
         try:
             wait_until(self.healthy, self.settings.start_timeout_s, f"{self.name} to be healthy",
                        alive=lambda: self.pid() is not None)
@@ -121,9 +157,10 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str) -> list[str]:
+def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str,
+              jvm_options: list[str] | None = None) -> list[str]:
     return [check_java(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
-            f"-Dlog4j2.configurationFile={_log4j2_config(settings)}",
+            f"-Dlog4j2.configurationFile={_log4j2_config(settings)}", *(jvm_options or []),
             "-cp", classpath, main, *args]
 
 
@@ -199,6 +236,7 @@ class Registry(Component):
     """Apicurio Registry 3.x, storage kafkasql: schemas live in a Kafka topic and survive restarts."""
 
     name: str = "registry"
+    restart_on_new_command = True
 
     def __post_init__(self) -> None:
         self.port = self.settings.registry_port
@@ -207,6 +245,13 @@ class Registry(Component):
         home = self.settings.dist_dir / "apicurio-registry"
         return [check_java(), "-Xms128m", "-Xmx512m", "-XX:+UseG1GC",
                 f"-Dquarkus.http.port={self.port}", "-Dquarkus.http.host=127.0.0.1",
+                # Writes need a user with a role (stack/secret_files.py); reads stay anonymous: the
+                # worker, the SDK and Connect's Avro converter only look schemas up.
+                "-Dquarkus.http.auth.basic=true",
+                f"-Dquarkus.config.locations={secret_files.registry_users(self.settings).as_uri()}",
+                "-Dapicurio.auth.role-based-authorization=true",
+                "-Dapicurio.auth.role-source=token",
+                "-Dapicurio.auth.anonymous-read-access.enabled=true",
                 "-Dapicurio.storage.kind=kafkasql",
                 f"-Dapicurio.kafkasql.bootstrap.servers={self.settings.bootstrap_servers}",
                 "-Dapicurio.kafkasql.topic=_schemas-journal",
@@ -221,6 +266,9 @@ class Registry(Component):
 
     def prepare(self) -> None:
         (self.settings.data_dir / "registry").mkdir(parents=True, exist_ok=True)
+
+    def config_files(self) -> list[Path]:
+        return [secret_files.registry_users(self.settings)]
 
     def healthy(self) -> bool:
         base = f"http://127.0.0.1:{self.port}"
@@ -241,6 +289,7 @@ class Connect(Component):
     def prepare(self) -> None:
         self.properties.parent.mkdir(parents=True, exist_ok=True)
         self.properties.write_text(self.worker_properties())
+        secret_files.connector_secrets(self.settings)
 
     def worker_properties(self) -> str:
         return "\n".join([
@@ -263,10 +312,17 @@ class Connect(Component):
             "plugin.discovery=hybrid_warn",
             # Sinks may create their own DLQ topics with one replica on this one-broker cluster.
             "topic.creation.enable=true",
-            # Connector configs may read secrets (e.g. a gateway's API key) from the worker's
-            # environment as ${env:NAME}, so they never sit in Connect's config topic.
-            "config.providers=env",
+            # Connector configs read secrets through config providers, so they never sit in
+            # Connect's config topic or its REST answers: ${file:<path>:<key>} from the stack's
+            # connector-secrets.properties (stack/secret_files.py), ${env:NAME} from its environment.
+            "config.providers=file,env",
+            "config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider",
+            f"config.providers.file.param.allowed.paths={secrets_dir(self.settings)}",
             "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            # The REST API asks every caller for a user and password (JAAS section KafkaConnect,
+            # file named by -Djava.security.auth.login.config in command()).
+            "rest.extension.classes="
+            "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension",
             "",
         ])
 
@@ -278,17 +334,26 @@ class Connect(Component):
         try:
             if self.properties.read_text() != self.worker_properties():
                 return f"worker config {self.properties} changed"
+            if self.command_file.read_text() != self.started_with():
+                return "its REST credentials changed"
         except FileNotFoundError:
             return None
         return None
 
+    def config_files(self) -> list[Path]:
+        secret_files.connect_jaas(self.settings)
+        return [secrets_dir(self.settings) / "connect-credentials.properties"]
+
     def command(self) -> list[str]:
+        jaas = f"-Djava.security.auth.login.config={secret_files.connect_jaas(self.settings)}"
         return _java_cmd(self.settings, "1g", str(self.settings.dist_dir / "kafka" / "libs" / "*"),
-                         "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties))
+                         "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties),
+                         jvm_options=[jaas])
 
     def healthy(self) -> bool:
-        return http_ok(f"{self.settings.connect_url}/") and http_ok(
-            f"{self.settings.connect_url}/connector-plugins")
+        auth = {"Authorization": connect_client(self.settings).header()}
+        return http_ok(f"{self.settings.connect_url}/", headers=auth) and http_ok(
+            f"{self.settings.connect_url}/connector-plugins", headers=auth)
 
 
 def _postgres_bin() -> Path:
@@ -339,40 +404,82 @@ class Postgres(Component):
             return
         self._make_reachable(self.data)
         self.data.mkdir(parents=True, exist_ok=True)
+        # The owner's password, for initdb only: readable by the server's user alone, gone after.
         pwfile = self.settings.run_dir / "pg-password"
         pwfile.parent.mkdir(parents=True, exist_ok=True)
-        pwfile.write_text(self.settings.postgres_password + "\n")
-        pwfile.chmod(0o644)
-        result = subprocess.run(
-            [*self._run_as(), str(bin_dir / "initdb"), "-D", str(self.data), "-U", "notipipe",
-             "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={pwfile}",
-             "-E", "UTF8", "--locale=C"],
-            capture_output=True, text=True)
-        pwfile.unlink()
+        secret_files.write_private(pwfile, pg_roles.password(self.settings, pg_roles.OWNER) + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        try:
+            result = subprocess.run(
+                [*self._run_as(), str(bin_dir / "initdb"), "-D", str(self.data), "-U", pg_roles.OWNER.name,
+                 "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C"],
+                capture_output=True, text=True)
+        finally:
+            pwfile.unlink()
         if result.returncode != 0:
             raise StartError(f"initdb failed:\n{result.stdout}{result.stderr}")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
                        f"unix_socket_directories = '{self.data}'\n"
                        "max_connections = 100\nshared_buffers = 128MB\nfsync = on\n")
+        self._quiet_error_logging()
+
+    def _quiet_error_logging(self) -> bool:
+        """Keep row values out of the server log: no DETAIL lines (a constraint violation's
+        "Failing row contains (...)"), no text of failing statements. True if changed."""
+        conf = self.data / "postgresql.conf"
+        text = conf.read_text()
+        if re.search(r"^\s*log_error_verbosity\s*=", text, re.M):
+            return False
+        conf.write_text(text + "log_error_verbosity = terse\nlog_min_error_statement = panic\n")
+        return True
 
     def command(self) -> list[str]:
         return [*self._run_as(), str(_postgres_bin() / "postgres"), "-D", str(self.data)]
 
     def start(self) -> bool:
         started = super().start()
+        self._require_passwords()
         self._ensure_database()
         return started
 
+    def _require_passwords(self) -> None:
+        """A data dir from before passwords were required (local connections trusted): give the
+        owner its password, then require it on every connection. Runs once per such data dir."""
+        hba = self.data / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        trusting = [i for i, line in enumerate(lines)
+                    if line.strip() and not line.lstrip().startswith("#") and line.split()[-1] == "trust"]
+        log_settings_added = self._quiet_error_logging()
+        if not trusting and not log_settings_added:
+            return
+        owner = pg_roles.OWNER.name
+        password = pg_roles.password(self.settings, pg_roles.OWNER)
+        # Over the server's own socket: trusted still, or (only the log settings changed) as any client.
+        with psycopg.connect(host=str(self.data), port=self.port, dbname="postgres", user=owner,
+                             password=password, autocommit=True) as conn:
+            if trusting:
+                verifier = conn.pgconn.encrypt_password(password.encode(), owner.encode(), b"scram-sha-256")
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(owner), sql.Literal(verifier.decode())))
+                for i in trusting:
+                    lines[i] = lines[i].rsplit(None, 1)[0] + " scram-sha-256"
+                hba.write_text("\n".join(lines) + "\n")
+            conn.execute("SELECT pg_reload_conf()")
+
     def _ensure_database(self) -> None:
-        psql = [*self._run_as(), str(_postgres_bin().parent / "bin" / "psql"), "-h", str(self.data),
-                "-p", str(self.port), "-U", "notipipe", "-d", "postgres", "-tAc"]
-        exists = subprocess.run([*psql, "SELECT 1 FROM pg_database WHERE datname='notipipe'"],
-                                capture_output=True, text=True)
-        if exists.stdout.strip() != "1":
-            created = subprocess.run([*psql, "CREATE DATABASE notipipe"], capture_output=True, text=True)
-            if created.returncode != 0:
-                raise StartError(f"creating database notipipe failed: {created.stderr}")
+        owner_dsn = make_conninfo(pg_roles.dsn(self.settings, pg_roles.OWNER), dbname="postgres")
+        try:
+            with psycopg.connect(owner_dsn, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'notipipe'").fetchone():
+                    return
+                conn.execute("CREATE DATABASE notipipe")
+        except psycopg.OperationalError as exc:
+            raise StartError(
+                f"PostgreSQL refused the owner role ({exc}). Its password is NOTIPIPE_POSTGRES_PASSWORD "
+                f"or {secrets_dir(self.settings) / pg_roles.OWNER.password.secret_name}, as when the "
+                "data dir was made; `notipipe stack reset` starts afresh") from None
 
     def healthy(self) -> bool:
         result = subprocess.run(
@@ -386,13 +493,18 @@ class ProviderStub(Component):
     """The aiohttp stand-in for the email/SMS/push provider gateways."""
 
     name: str = "provider-stub"
+    restart_on_new_command = True
 
     def __post_init__(self) -> None:
         self.port = self.settings.stub_port
 
     def command(self) -> list[str]:
+        # Like a real gateway, it answers 401 to a request without its channel's token.
         return [sys.executable, "-m", "stack.provider_stub", "--host", "127.0.0.1",
-                "--port", str(self.port)]
+                "--port", str(self.port), "--tokens-file", str(secret_files.gateway_tokens(self.settings))]
+
+    def config_files(self) -> list[Path]:
+        return [secret_files.gateway_tokens(self.settings)]
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from stack.settings import PROJECT_ROOT, StackSettings
+from streams.connection import postgres
+from streams.connection.http import connect_client
 
 CONNECTOR_DIR = PROJECT_ROOT / "connectors"
+CONNECTOR_SECRETS_FILE = "connector-secrets.properties"  # in the stack's secrets dir (secret_files.py)
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
@@ -34,8 +37,15 @@ def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.enviro
     | <CHANNEL>_GATEWAY_URL (EMAIL, SMS, PUSH) | NOTIPIPE_<CHANNEL>_GATEWAY_URL | stub /send/<channel> |
     | REGISTRY_URL | NOTIPIPE_CONNECT_REGISTRY_URL | the local registry's v2 API |
     | POSTGRES_JDBC_URL | NOTIPIPE_POSTGRES_JDBC_URL | the local PostgreSQL |
+    | POSTGRES_SINK_USER | - | `notipipe_sink` (streams/connection/postgres.py) |
+    | CONNECT_SECRETS_FILE | NOTIPIPE_CONNECT_SECRETS_FILE | the stack's connector-secrets.properties |
     | STUB_URL | NOTIPIPE_STUB_URL | the local provider stub |
     | DLQ_REPLICATION_FACTOR | NOTIPIPE_DLQ_REPLICATION_FACTOR | 1 (one broker); 3 in production |
+
+    Secrets are never values here: a config names them as `${file:${CONNECT_SECRETS_FILE}:<key>}`,
+    which Connect's FileConfigProvider reads when it starts a task (the file is written by `stack up`,
+    stack/secret_files.py; elsewhere it is the path of that file as Connect sees it). The JDBC URL
+    gets `logServerErrorDetail=false`, so the driver's errors carry no row values into Connect's log.
     """
     def env(name: str, default: str) -> str:
         return environ.get(f"NOTIPIPE_{name}") or default
@@ -43,9 +53,10 @@ def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.enviro
     stub_url = env("STUB_URL", settings.stub_url)
     values = {
         "TOPIC_PREFIX": settings.topic_prefix,
-        "POSTGRES_JDBC_URL": env("POSTGRES_JDBC_URL", settings.postgres_jdbc_url),
-        "POSTGRES_USER": "notipipe",
-        "POSTGRES_PASSWORD": settings.postgres_password,
+        "POSTGRES_JDBC_URL": without_error_detail(env("POSTGRES_JDBC_URL", settings.postgres_jdbc_url)),
+        "POSTGRES_SINK_USER": postgres.SINK.name,
+        "CONNECT_SECRETS_FILE": env("CONNECT_SECRETS_FILE",
+                                    str(settings.cache_dir / "secrets" / CONNECTOR_SECRETS_FILE)),
         "REGISTRY_URL": env("CONNECT_REGISTRY_URL",
                             f"http://127.0.0.1:{settings.registry_port}/apis/registry/v2"),
         "STUB_URL": stub_url,
@@ -55,6 +66,13 @@ def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.enviro
         key = f"{channel.upper()}_GATEWAY_URL"
         values[key] = env(key, f"{stub_url}/send/{channel}")
     return values
+
+
+def without_error_detail(jdbc_url: str) -> str:
+    """The PostgreSQL JDBC URL with the driver's server-detail logging off (see placeholders)."""
+    if "logservererrordetail=" in jdbc_url.lower():
+        return jdbc_url
+    return jdbc_url + ("&" if "?" in jdbc_url else "?") + "logServerErrorDetail=false"
 
 
 def render(config: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
@@ -78,36 +96,45 @@ def load_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR,
     return found
 
 
-def _request(method: str, url: str, body: Any = None) -> Any:
+def connect_request(settings: StackSettings, method: str, path: str, body: Any = None) -> Any:
+    """One call of Connect's REST API at `path`, authenticated (streams/connection/http.py)."""
+    url = f"{settings.connect_url}{path}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", "Authorization": connect_client(settings).header()})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             text = response.read()
             return json.loads(text) if text else None
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
+        if exc.code in (401, 403):
+            raise ConnectorError(
+                f"Kafka Connect at {settings.connect_url} refused the credentials ({exc.code}); on the "
+                "local stack leave NOTIPIPE_CONNECT_USERNAME and NOTIPIPE_CONNECT_PASSWORD unset, "
+                "elsewhere set them to a user of its REST API") from None
         raise ConnectorError(f"{method} {url} -> {exc.code}: {detail}") from None
 
 
 def apply_connector(settings: StackSettings, name: str, config: dict[str, str]) -> str | None:
     """Create or update one connector after Connect validated its config; None if unchanged."""
-    url = f"{settings.connect_url}/connectors/{name}/config"
+    path = f"/connectors/{name}/config"
     try:
-        current = _request("GET", url)
-    except ConnectorError:
+        current = connect_request(settings, "GET", path)
+    except ConnectorError as exc:
+        if "-> 404" not in str(exc):
+            raise
         current = None
     wanted = {**config, "name": name}
     if current == wanted:
         return None
-    validation = _request("PUT", f"{settings.connect_url}/connector-plugins/"
-                                 f"{config['connector.class']}/config/validate", wanted)
+    validation = connect_request(settings, "PUT",
+                          f"/connector-plugins/{config['connector.class']}/config/validate", wanted)
     problems = [f"{c['value']['name']}: {'; '.join(c['value']['errors'])}"
                 for c in validation.get("configs", []) if c["value"].get("errors")]
     if problems:
         raise ConnectorError(f"connector {name} has a bad config:\n  " + "\n  ".join(problems))
-    _request("PUT", url, wanted)
+    connect_request(settings, "PUT", path, wanted)
     return f"{'updated' if current else 'created'} connector {name}"
 
 
@@ -125,7 +152,7 @@ def register_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR
 def delete_connector(settings: StackSettings, name: str) -> bool:
     """Remove a connector (its committed offsets stay in its consumer group). False if unknown."""
     try:
-        _request("DELETE", f"{settings.connect_url}/connectors/{name}")
+        connect_request(settings, "DELETE", f"/connectors/{name}")
     except ConnectorError as exc:
         if "-> 404" in str(exc):
             return False
@@ -137,12 +164,12 @@ def restart_connector(settings: StackSettings, name: str, only_failed: bool = Tr
     """Restart a connector and its tasks (by default only the failed ones), e.g. after the
     database or a gateway was down long enough to fail a task."""
     query = f"includeTasks=true&onlyFailed={'true' if only_failed else 'false'}"
-    return _request("POST", f"{settings.connect_url}/connectors/{name}/restart?{query}")
+    return connect_request(settings, "POST", f"/connectors/{name}/restart?{query}")
 
 
 def connector_status(settings: StackSettings) -> list[dict[str, Any]]:
     """Each connector with its state, its tasks' states and the trace of any failure."""
-    expanded = _request("GET", f"{settings.connect_url}/connectors?expand=status") or {}
+    expanded = connect_request(settings, "GET", "/connectors?expand=status") or {}
     rows = []
     for name, info in sorted(expanded.items()):
         status = info["status"]

@@ -58,7 +58,14 @@ def apply_migrations(settings: StackSettings, directory: Path = MIGRATION_DIR) -
     """Apply what is not applied yet, all in one transaction. Returns what was applied now."""
     migrations = find_migrations(directory)
     applied_now: list[str] = []
-    with psycopg.connect(settings.postgres_dsn) as conn, conn.transaction():
+    try:
+        conn = psycopg.connect(settings.postgres_dsn)
+    except psycopg.OperationalError as exc:
+        raise MigrationError(
+            f"PostgreSQL refused the owner role: {str(exc).strip()} (its password: "
+            "NOTIPIPE_POSTGRES_PASSWORD, or on the local stack .cache/secrets/postgres-owner-password "
+            "as it was when the data dir was made)") from None
+    with conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -4,10 +4,16 @@ It accepts every ``POST /send/{channel}``, records it (also failed attempts, wit
 answered), and lets tests query the record and inject faults: 5xx errors, slow answers, permanent
 4xx rejects. Run ``python -m stack.provider_stub --help``.
 
+With ``--tokens-file`` (lines ``<channel>=<token>``; the local stack passes its generated tokens) a
+send needs ``Authorization: Bearer <the channel's token>``, as a real gateway would: without it the
+answer is 401 and the request is recorded with outcome ``unauthorized``. Recorded requests keep no
+``Authorization`` value. The stub logs ids, statuses and outcomes, never addresses, titles or bodies.
+
 HTTP API (all bodies JSON):
   POST   /send/{channel}   record a request; 200 {"accepted": true, ...} unless a fault applies
+                           (or 401 without the channel's token, when tokens are required)
   GET    /requests         recorded requests, oldest first; filters: channel, delivery_id, outcome
-                           (accepted|error|rejected), duplicate (true|false), limit (newest N)
+                           (accepted|error|rejected|unauthorized), duplicate (true|false), limit (newest N)
   DELETE /requests         forget all requests (and the delivery ids seen)
   POST   /faults           add a fault: {"channel": "email"|"*", "mode": "error"|"slow"|"reject",
                            "status": 503, "delay_ms": 2000, "duration_s": 20, "match": "substr",
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import itertools
 import json
 import logging
@@ -31,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -87,6 +95,8 @@ class StubState:
 
     clock: Clock = time.monotonic
     max_requests: int = DEFAULT_MAX_REQUESTS
+    # channel -> the bearer token a send must carry; None: no token required
+    tokens: dict[str, str] | None = None
     requests: deque[dict[str, Any]] = field(init=False)
     faults: list[Fault] = field(default_factory=list)
     # (channel, delivery_id) -> number of accepted requests that carried it
@@ -159,6 +169,34 @@ class StubState:
     def next_seq(self) -> int:
         return next(self._seq)
 
+    def authorized(self, channel: str, authorization: str | None) -> bool:
+        """Whether a send to `channel` carrying this Authorization header may go on."""
+        if self.tokens is None:
+            return True
+        token = self.tokens.get(channel)
+        if token is None or authorization is None:
+            return False
+        return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
+def read_tokens(path: Path) -> dict[str, str]:
+    """`<channel>=<token>` lines (blank lines and # comments ignored)."""
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        channel, sep, token = line.partition("=")
+        if not sep or not channel.strip() or not token.strip():
+            raise ValueError(f"{path}:{number}: expected <channel>=<token>")
+        tokens[channel.strip()] = token.strip()
+    return tokens
+
+
+def recorded_headers(headers: Any) -> dict[str, str]:
+    """Request headers as recorded: credentials only as whether they were there."""
+    return {name: "(redacted)" if name.lower() == "authorization" else value
+            for name, value in headers.items()}
+
 
 def parse_body(raw: str) -> Any:
     """The JSON body, or None when it is not JSON. A JSON string holding JSON is unwrapped once."""
@@ -205,6 +243,8 @@ async def handle_send(request: web.Request) -> web.Response:
     raw = (await request.read()).decode("utf-8", errors="replace")
     body = parse_body(raw)
     ids = delivery_ids(body)
+    if not state.authorized(channel, request.headers.get("Authorization")):
+        return _unauthorized(state, request, channel, received_at, body, raw, ids)
 
     # Faults: every matching 'slow' adds its delay; the first matching reject/error sets the answer.
     now = state.clock()
@@ -249,7 +289,7 @@ async def handle_send(request: web.Request) -> web.Response:
         "received_at": received_at,
         "method": request.method,
         "path": request.path_qs,
-        "headers": dict(request.headers),
+        "headers": recorded_headers(request.headers),
         "body": body,
         "raw": None if body is not None else raw,
         "delivery_id": ids[0] if ids else None,
@@ -276,6 +316,26 @@ async def handle_send(request: web.Request) -> web.Response:
     if failing is not None:
         answer["error"] = f"injected {failing.mode} fault {failing.id}"
     return _json(answer, status=status)
+
+
+def _unauthorized(state: StubState, request: web.Request, channel: str, received_at: str, body: Any,
+                  raw: str, ids: list[str]) -> web.Response:
+    """Refuse a send without the channel's token: recorded, but no attempt at delivering it."""
+    entry = {
+        "seq": state.next_seq(), "channel": channel, "received_at": received_at,
+        "method": request.method, "path": request.path_qs, "headers": recorded_headers(request.headers),
+        "body": body, "raw": None if body is not None else raw,
+        "delivery_id": ids[0] if ids else None, "delivery_ids": ids, "attempt": 0,
+        "duplicate": False, "duplicate_ids": [], "status": 401, "outcome": "unauthorized",
+        "fault": None, "delay_ms": 0, "client_gone": False,
+    }
+    state.requests.append(entry)
+    log.info("send refused", extra={"fields": {
+        "seq": entry["seq"], "channel": channel, "delivery_id": entry["delivery_id"], "status": 401,
+        "outcome": "unauthorized", "had_authorization": "Authorization" in request.headers}})
+    return web.json_response({"seq": entry["seq"], "accepted": False, "delivery_id": entry["delivery_id"],
+                              "error": f"missing or wrong bearer token for channel {channel}"},
+                             status=401, headers={"WWW-Authenticate": 'Bearer realm="notipipe-stub"'})
 
 
 def _flag(value: str) -> bool:
@@ -326,7 +386,8 @@ async def handle_add_fault(request: web.Request) -> web.Response:
     except (ValueError, TypeError) as exc:
         return _json({"error": str(exc)}, status=400)
     out = fault.to_json(state.clock())
-    log.info("fault added", extra={"fields": out})
+    # `match` is a piece of request bodies (it could be an address): logged only as set or not.
+    log.info("fault added", extra={"fields": {**out, "match": out["match"] is not None}})
     return _json(out, status=201)
 
 
@@ -418,14 +479,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log level (default: %(default)s)")
+    parser.add_argument("--tokens-file", type=Path, metavar="FILE",
+                        help="require 'Authorization: Bearer <token>' on sends: FILE has one "
+                             "<channel>=<token> line per channel (a channel not listed is refused); "
+                             "default: no token required")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _setup_logging(args.log_level)
-    app = create_app(StubState(max_requests=args.max_requests))
-    log.info("listening", extra={"fields": {"host": args.host, "port": args.port}})
+    tokens = None
+    if args.tokens_file is not None:
+        try:
+            tokens = read_tokens(args.tokens_file)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--tokens-file: {exc}")
+    app = create_app(StubState(max_requests=args.max_requests, tokens=tokens))
+    log.info("listening", extra={"fields": {"host": args.host, "port": args.port,
+                                            "tokens_required": sorted(tokens) if tokens else False}})
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return 0
 

@@ -1,8 +1,11 @@
-"""Register every schema in schemas/ under `<topic>-value` with its compatibility rule."""
+"""Register every schema in schemas/ under `<topic>-value` with its compatibility rule.
+
+Writing to the registry needs its schema writer's credentials (streams/connection/http.py);
+reading does not, so the worker, the SDK and Connect's converter use no credentials.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -10,6 +13,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from stack.settings import PROJECT_ROOT, StackSettings
+from streams.connection.http import registry_writer
 from streams.contracts.topics import Topics
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
@@ -21,7 +25,20 @@ class SchemaRegistrationError(RuntimeError):
 
 
 def registry_client(settings: StackSettings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url})
+    """A client that may register schemas and set compatibility rules."""
+    writer = registry_writer(settings)
+    return SchemaRegistryClient({"url": settings.registry_url,
+                                 "basic.auth.user.info": f"{writer.username}:{writer.password}"})
+
+
+def _refused(exc: SchemaRegistryError) -> bool:
+    return exc.http_status_code in (401, 403)
+
+
+def _refused_message(settings: StackSettings, exc: SchemaRegistryError) -> str:
+    return (f"the registry at {settings.registry_url} refused the schema writer's credentials "
+            f"(HTTP {exc.http_status_code}); on the local stack leave NOTIPIPE_REGISTRY_USERNAME and "
+            "NOTIPIPE_REGISTRY_PASSWORD unset, elsewhere set them to a user with the sr-developer role")
 
 
 def schema_text(schema_file: str, schema_dir: Path = SCHEMA_DIR) -> str:
@@ -38,11 +55,16 @@ def register_schemas(settings: StackSettings) -> dict[str, int]:
             continue
         subject = f"{spec.name}-value"
         # Apicurio only keeps a subject's rule once the subject exists: it is set again after.
-        with contextlib.suppress(SchemaRegistryError):
+        try:
             client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
+        except SchemaRegistryError as exc:
+            if _refused(exc):
+                raise SchemaRegistrationError(_refused_message(settings, exc)) from None
         try:
             ids[subject] = client.register_schema(subject, Schema(schema_text(spec.schema_file), "AVRO"))
         except SchemaRegistryError as exc:
+            if _refused(exc):
+                raise SchemaRegistrationError(_refused_message(settings, exc)) from None
             raise SchemaRegistrationError(
                 f"the registry refused schemas/{spec.schema_file} for {subject}: {exc}. "
                 f"If this is an incompatible change, evolve it under {COMPATIBILITY} "

@@ -2,7 +2,8 @@
 
 `notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
 NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
-(libpq form) then replace the local addresses.
+(libpq form) then replace the local addresses, and the credentials of streams/connection/ must be
+set (locally they default to the secrets generated in `.cache/secrets/`; docs/security.md).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ class StackSettings:
     stub_port: int = _port("STUB_PORT", 8090, "Provider gateway stub port")
     partitions: int = env("PARTITIONS", 8, "Partitions of every pipeline topic", whole(1, 1024))
     topic_prefix: str = env("TOPIC_PREFIX", "", "Prefix of every pipeline topic", text())
-    postgres_password: str = env("POSTGRES_PASSWORD", "notipipe", "Password of the `notipipe` "
-                                 "database user", text())
     start_timeout_s: int = env("START_TIMEOUT_S", 180, "How long `stack up` waits for each "
                                "component", whole(5, 3600))
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
@@ -104,9 +103,7 @@ class StackSettings:
 
     @property
     def postgres_dsn(self) -> str:
-        if self.postgres_dsn_override:
-            return self.postgres_dsn_override
-        return (
-            f"host=127.0.0.1 port={self.postgres_port} dbname=notipipe "
-            f"user=notipipe password={self.postgres_password}"
-        )
+        """The owner role's connection string (streams/connection/postgres.py has the others)."""
+        from streams.connection.postgres import OWNER, dsn
+
+        return dsn(self, OWNER)

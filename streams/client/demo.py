@@ -20,6 +20,7 @@ import psycopg
 
 from stack.settings import StackSettings
 from streams.client.sdk import ClientSettings, DeliveryReader, NotificationClient, now_ms
+from streams.connection import postgres
 from streams.core.model import Channel, ChannelPreference, Delivery, Preferences
 from streams.core.settings import RouterSettings
 
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _say(f"   the digest says: {digest.title!r} / {digest.body!r}")
 
-    with psycopg.connect(stack.postgres_dsn) as conn:
+    # As an inbox service would: the read role (SELECT on inbox, UPDATE of read_at only).
+    with psycopg.connect(postgres.dsn(stack, postgres.READER)) as conn:
         rows: list = []
         deadline = time.monotonic() + args.timeout
         while not rows and time.monotonic() < deadline:

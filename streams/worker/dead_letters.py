@@ -37,4 +37,6 @@ class DeadLetters:
                    ("notipipe.source", source.encode())]
         await self._send_and_wait(message.key, self._codec.encode(self._subject, record), headers)
         self._metrics.inc("dlq", reason)
-        log.warning("dead-lettered %s: %s", source, error)
+        # The reason code only: an error's text may quote the record (addresses, titles, bodies).
+        # It is in the DLQ record, next to the original bytes.
+        log.warning("dead-lettered %s: %s (%s)", source, reason, type(error).__name__)

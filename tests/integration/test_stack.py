@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 import uuid
 from dataclasses import replace
 
@@ -19,8 +18,11 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from stack.components import ProviderStub
+from stack.connectors_setup import connect_request, placeholders
 from stack.process import read_pid, stop
+from stack.schemas_setup import registry_client
 from stack.settings import StackSettings
+from streams.connection import postgres
 from tests.integration.pipeline import free_port
 from tests.waiting import wait_for
 
@@ -31,7 +33,8 @@ PROBE_V1 = {
 
 
 def _registry(settings: StackSettings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": settings.registry_url})
+    """A client with the schema writer's credentials (reads need none)."""
+    return registry_client(settings)
 
 
 def _produce(settings: StackSettings, topic: str, records: list[dict], schema: dict) -> None:
@@ -70,7 +73,7 @@ def test_avro_round_trip_through_the_registry(settings: StackSettings, fresh_top
     raw = _consume(settings, fresh_topic, 3)
     # Confluent wire format: magic byte 0, then the registry's 4-byte schema id.
     assert all(v[0] == 0 and int.from_bytes(v[1:5], "big") == registered.schema_id for v in raw)
-    deserializer = AvroDeserializer(_registry(settings))
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
     decoded = [deserializer(v, SerializationContext(fresh_topic, MessageField.VALUE)) for v in raw]
     assert sorted(decoded, key=lambda r: r["id"]) == records
 
@@ -94,9 +97,8 @@ def test_registry_rejects_an_incompatible_change(settings: StackSettings) -> Non
 
 
 def test_connect_has_the_sinks_and_the_avro_converter(settings: StackSettings) -> None:
-    url = f"{settings.connect_url}/connector-plugins?connectorsOnly=false"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        classes = {plugin["class"] for plugin in json.load(response)}
+    classes = {plugin["class"] for plugin in
+               connect_request(settings, "GET", "/connector-plugins?connectorsOnly=false")}
     assert "io.debezium.connector.jdbc.JdbcSinkConnector" in classes
     assert "io.apicurio.registry.utils.converter.AvroConverter" in classes
     assert any("http" in c.lower() and "sink" in c.lower() for c in classes), sorted(classes)
@@ -104,15 +106,19 @@ def test_connect_has_the_sinks_and_the_avro_converter(settings: StackSettings) -
 
 def test_jdbc_sink_writes_an_avro_record_into_postgres(settings: StackSettings, fresh_topic: str,
                                                        pg) -> None:
+    """As the pipeline's sinks do: the owner makes the table, the sink role only writes rows."""
     table = fresh_topic.replace(".", "_")
+    pg.execute(f'CREATE TABLE "{table}" (id text PRIMARY KEY, count integer NOT NULL)')
+    pg.execute(f'GRANT SELECT, INSERT, UPDATE ON "{table}" TO {postgres.SINK.name}')
     name = f"test-jdbc-{fresh_topic}"
+    secrets_file = placeholders(settings, {})["CONNECT_SECRETS_FILE"]
     config = {
         "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
         "topics": fresh_topic, "tasks.max": "1",
-        "connection.url": settings.postgres_jdbc_url, "connection.username": "notipipe",
-        "connection.password": settings.postgres_password,
+        "connection.url": settings.postgres_jdbc_url, "connection.username": postgres.SINK.name,
+        "connection.password": f"${{file:{secrets_file}:postgres.sink.password}}",
         "insert.mode": "upsert", "primary.key.mode": "record_value", "primary.key.fields": "id",
-        "schema.evolution": "basic", "collection.name.format": table,
+        "schema.evolution": "none", "collection.name.format": table,
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": "io.apicurio.registry.utils.converter.AvroConverter",
         "value.converter.apicurio.registry.url":
@@ -121,25 +127,21 @@ def test_jdbc_sink_writes_an_avro_record_into_postgres(settings: StackSettings, 
         "value.converter.apicurio.registry.id-handler":
             "io.apicurio.registry.serde.Legacy4ByteIdHandler",
     }
-    request = urllib.request.Request(f"{settings.connect_url}/connectors/{name}/config",
-                                     data=json.dumps(config).encode(), method="PUT",
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=30).close()
+    connect_request(settings, "PUT", f"/connectors/{name}/config", config)
     try:
         _produce(settings, fresh_topic, [{"id": "a", "count": 1}, {"id": "b", "count": 2},
                                          {"id": "a", "count": 3}], PROBE_V1)
 
         def rows() -> list[tuple]:
-            try:
-                return pg.execute(f'SELECT id, count FROM "{table}" ORDER BY id').fetchall()
-            except Exception:  # table not created yet
-                return []
+            return pg.execute(f'SELECT id, count FROM "{table}" ORDER BY id').fetchall()
         # Upsert on the key: "a" written twice is one row holding the later value.
         assert wait_for(lambda: rows() == [("a", 3), ("b", 2)] and rows(), 90,
                         f"rows in {table}") == [("a", 3), ("b", 2)]
+        # The stored config names the password; only the running task has it.
+        stored = connect_request(settings, "GET", f"/connectors/{name}/config")
+        assert stored["connection.password"].startswith("${file:")
     finally:
-        urllib.request.urlopen(urllib.request.Request(
-            f"{settings.connect_url}/connectors/{name}", method="DELETE"), timeout=30).close()
+        connect_request(settings, "DELETE", f"/connectors/{name}")
         pg.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 

@@ -39,7 +39,31 @@ def test_every_file_renders_and_is_named_after_its_connector() -> None:
         assert spec["name"] == path.stem
     assert set(connectors()) == {"jdbc-inbox", "jdbc-delivery-log", "http-email", "http-sms", "http-push"}
     for config in connectors().values():
-        assert not any("${" in v and "${env:" not in v for v in config.values()), config
+        # What is left for Connect are its config providers' references (secrets), nothing else.
+        left = [v for v in config.values() if "${" in v]
+        assert all(re.fullmatch(r"[^$]*\$\{(file|env):[^}]+\}", v) for v in left), left
+
+
+def test_no_secret_is_written_into_a_connector_config() -> None:
+    secrets_file = placeholders(SETTINGS, {})["CONNECT_SECRETS_FILE"]
+    for name, config in connectors().items():
+        if name.startswith("jdbc-"):
+            assert config["connection.username"] == "notipipe_sink"
+            assert config["connection.password"] == f"${{file:{secrets_file}:postgres.sink.password}}"
+        else:
+            channel = name.removeprefix("http-")
+            assert config["http.authorization"] == f"Bearer ${{file:{secrets_file}:gateway.{channel}.token}}"
+        # Connect's error log names a failed record by position, never by its content.
+        assert config["errors.log.include.messages"] == "false"
+
+
+def test_the_jdbc_driver_keeps_row_values_out_of_its_errors() -> None:
+    for name in ("jdbc-inbox", "jdbc-delivery-log"):
+        assert connectors()[name]["connection.url"].endswith("?logServerErrorDetail=false")
+    with_options = dict(load_connectors(SETTINGS, environ={
+        "NOTIPIPE_POSTGRES_JDBC_URL": "jdbc:postgresql://db:5432/notipipe?sslmode=require"}))
+    assert with_options["jdbc-inbox"]["connection.url"] == (
+        "jdbc:postgresql://db:5432/notipipe?sslmode=require&logServerErrorDetail=false")
 
 
 def test_a_missing_placeholder_is_an_error() -> None:
@@ -86,6 +110,16 @@ def test_http_sinks_post_each_channel_to_its_gateway_and_dead_letter_failures() 
         assert config["errors.tolerance"] == "all"
         assert config["errors.deadletterqueue.topic.name"] == "pfx.notifications.sink-dlq.http"
         assert config["errors.deadletterqueue.context.headers.enable"] == "true"
+
+
+@pytest.mark.parametrize("name,table", [("jdbc-inbox", "inbox"), ("jdbc-delivery-log", "delivery_log")])
+def test_the_sink_role_may_write_exactly_the_sink_columns(name: str, table: str) -> None:
+    sql = "\n".join(m.sql for m in find_migrations())
+    grant = re.search(rf"GRANT INSERT \(([^)]*)\),\s*UPDATE \(([^)]*)\)\s*ON {table} TO notipipe_sink;", sql)
+    assert grant, f"no column grant on {table} for the sink role"
+    kept = set(connectors()[name]["transforms.columns.include"].split(","))
+    for columns in grant.groups():
+        assert {c.strip() for c in columns.split(",")} == kept
 
 
 def test_every_sink_reads_avro_through_the_registry() -> None:

@@ -26,10 +26,11 @@ MAVEN_DIR = ROOT / "stack" / "maven"
 CONNECT_DOCKERFILE = ROOT / "docker" / "connect" / "Dockerfile"
 WORKER_PROPERTIES = ROOT / "docker" / "connect" / "worker.properties"
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-SERVICES = {"kafka", "registry", "postgres", "connect", "provider-stub", "worker", "init"}
-# Lines of the Connect worker config that name addresses, which differ inside containers.
+SERVICES = {"secrets", "kafka", "registry", "postgres", "connect", "provider-stub", "worker", "init"}
+# Lines of the Connect worker config that name addresses or paths, which differ inside containers.
 ADDRESS_KEYS = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "rest.advertised.port",
-                "plugin.path"}
+                "plugin.path", "config.providers.file.param.allowed.paths"}
+SECRETS = "/app/.cache/secrets"
 
 
 def pom_property(pom: str, name: str) -> str:
@@ -129,6 +130,26 @@ def test_init_runs_after_the_stack_is_healthy(compose_config: dict[str, Any]) ->
     for name in ("kafka", "registry", "connect"):
         assert depends[name]["condition"] == "service_healthy", name
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+
+
+def test_servers_wait_for_the_secrets_and_read_them_where_they_were_written(
+        compose_config: dict[str, Any]) -> None:
+    services = compose_config["services"]
+    assert services["secrets"]["volumes"] and "stack secrets" in " ".join(services["secrets"]["entrypoint"])
+    for name in ("registry", "postgres", "connect", "provider-stub", "init"):
+        assert services[name]["depends_on"]["secrets"]["condition"] == "service_completed_successfully", name
+        mounts = [v if isinstance(v, str) else f"{v['source']}:{v['target']}"
+                  for v in services[name]["volumes"]]
+        assert any(m.startswith(f"secrets:{SECRETS}") for m in mounts), (name, mounts)
+    assert _properties(WORKER_PROPERTIES.read_text())["config.providers.file.param.allowed.paths"] == SECRETS
+    assert f"{SECRETS}/connect-jaas.conf" in services["connect"]["environment"]["KAFKA_OPTS"]
+    database = services["postgres"]["environment"]
+    assert database["POSTGRES_PASSWORD_FILE"] == f"{SECRETS}/postgres-owner-password"
+    assert "--auth=scram-sha-256" in database["POSTGRES_INITDB_ARGS"]
+    assert f"{SECRETS}/gateway-tokens.properties" in services["provider-stub"]["command"]
+    registry = services["registry"]["environment"]
+    assert registry["QUARKUS_CONFIG_LOCATIONS"] == f"file:{SECRETS}/registry-users.properties"
+    assert registry["APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED"] == "true"
 
 
 def _published(port: Any) -> tuple[int, int]:

@@ -393,3 +393,46 @@ def test_json_line_formatter() -> None:
     line = json.loads(JsonLineFormatter().format(record))
     assert line["event"] == "send" and line["level"] == "info"
     assert (line["channel"], line["status"]) == ("email", 200)
+
+
+@run_async
+async def test_with_tokens_a_send_needs_its_channels_bearer_token() -> None:
+    state = StubState(tokens={"email": "t-email", "sms": "t-sms"})
+    async with stub(state) as client:
+        assert (await send(client, "email", {"delivery_id": "d1"}))[0] == 401
+        assert (await send(client, "email", {"delivery_id": "d1"},
+                           headers={"Authorization": "Bearer t-sms"}))[0] == 401
+        assert (await send(client, "push", {"delivery_id": "d1"},
+                           headers={"Authorization": "Bearer t-email"}))[0] == 401, "no token: refused"
+        status, answer = await send(client, "email", {"delivery_id": "d1"},
+                                    headers={"Authorization": "Bearer t-email"})
+        assert status == 200 and answer["accepted"] and not answer["duplicate"]
+        rows = (await (await client.get("/requests")).json())["requests"]
+    assert [r["outcome"] for r in rows] == ["unauthorized"] * 3 + ["accepted"]
+    assert [r["attempt"] for r in rows] == [0, 0, 0, 1], "refused sends are no delivery attempts"
+    assert rows[1]["headers"]["Authorization"] == "(redacted)"
+    assert rows[3]["headers"]["Authorization"] == "(redacted)"
+
+
+def test_tokens_file_is_read_and_checked(tmp_path) -> None:
+    from stack.provider_stub import read_tokens
+
+    good = tmp_path / "tokens"
+    good.write_text("# gateway tokens\nemail=abc\n\nsms = def \n")
+    assert read_tokens(good) == {"email": "abc", "sms": "def"}
+    bad = tmp_path / "bad"
+    bad.write_text("email\n")
+    with pytest.raises(ValueError, match="bad:1"):
+        read_tokens(bad)
+
+
+def test_a_fault_match_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def add() -> None:
+        async with stub() as client:
+            resp = await client.post("/faults", json={"mode": "reject", "match": "alice@example.com"})
+            assert resp.status == 201
+
+    with caplog.at_level(logging.INFO, logger="notipipe.provider_stub"):
+        asyncio.run(add())
+    logged = [JsonLineFormatter().format(r) for r in caplog.records]
+    assert logged and not any("alice@example.com" in line for line in logged)

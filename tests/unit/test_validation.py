@@ -29,12 +29,16 @@ def test_a_good_event_passes():
         (event(occurred_at=0), "bad_occurred_at"),
         (event(title=None, body=None), "no_content"),
         (event(channels=()), "empty_channels"),
+        (event(title="a\x00b"), "nul_character"),
+        (event(body="\x00"), "nul_character"),
+        (event(template="t", data={"actor": "A\x00"}), "nul_character"),
     ],
 )
 def test_invalid_events(ev, reason):
     with pytest.raises(InvalidEvent) as info:
         validate(ev)
     assert info.value.reason == reason
+    assert "\x00" not in str(info.value), "the message names the field, it does not quote it"
     assert info.value.dlq_reason == "invalid"
     assert str(info.value).startswith(reason + ": ")
 
@@ -66,6 +70,10 @@ def test_decode_preferences_of_the_wrong_shape():
             "bad_throttle_limit",
         ),
         (Preferences(""), "missing_user_id"),
+        (
+            Preferences("u1", channels={Channel.EMAIL: ChannelPreference(Channel.EMAIL, True, "a\x00@b")}),
+            "nul_character",
+        ),
     ],
 )
 def test_invalid_preferences(p, reason):

@@ -64,6 +64,22 @@ def validate(event: Event, key: str | bytes | None = None) -> None:
         raise InvalidEvent(
             "empty_channels", "channels is an empty list; use null for all enabled channels"
         )
+    _check_no_nul(event, InvalidEvent)
+
+
+# Text that reaches PostgreSQL: a NUL character there fails the JDBC sink's whole batch, and the
+# sink then stops (it does not dead-letter), so such an event is refused here.
+_EVENT_TEXT = ("event_id", "user_id", "category", "template", "title", "body", "digest_key", "source")
+
+
+def _check_no_nul(event: Event, error: type[InvalidRecord]) -> None:
+    for name in _EVENT_TEXT:
+        value = getattr(event, name)
+        if value is not None and "\x00" in value:
+            raise error("nul_character", f"{name} contains a NUL character, which text columns cannot hold")
+    for key, value in event.data.items():
+        if "\x00" in key or "\x00" in value:
+            raise error("nul_character", "data contains a NUL character, which text columns cannot hold")
 
 
 def validate_preferences(prefs: Preferences, key: str | bytes | None = None) -> None:
@@ -75,6 +91,10 @@ def validate_preferences(prefs: Preferences, key: str | bytes | None = None) -> 
             "bad_quiet_hours",
             f"start_minute={qh.start_minute}, end_minute={qh.end_minute}; expected 0..1439",
         )
+    for cp in prefs.channels.values():
+        if cp.address is not None and "\x00" in cp.address:
+            raise InvalidPreferences("nul_character",
+                                     f"the {cp.channel.key} address contains a NUL character")
     if not is_known_timezone(prefs.timezone):
         raise InvalidPreferences("bad_timezone", f"unknown IANA timezone {prefs.timezone!r}")
     for cp in prefs.channels.values():

@@ -6,7 +6,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
@@ -14,10 +13,13 @@ import java.time.format.DateTimeParseException;
 import java.util.Map;
 import java.util.Optional;
 
-/** POSTs JSON bodies to one URL with the JDK's HTTP client (HTTP/1.1, no redirects followed). */
+/**
+ * POSTs JSON bodies to one URL with the JDK's HTTP client (HTTP/1.1, no redirects followed).
+ *
+ * <p>An answer's body is never put in an outcome's detail: those end up in logs and dead-letter
+ * headers, and a gateway's error text may echo the recipient's address or the message.
+ */
 final class HttpGateway implements Gateway {
-
-    private static final int MAX_DETAIL_CHARS = 512;
 
     private final URI url;
     private final Duration requestTimeout;
@@ -53,24 +55,18 @@ final class HttpGateway implements Gateway {
             return Outcome.retriable(0, e.getClass().getSimpleName() + ": " + e.getMessage(), 0);
         }
         int status = response.statusCode();
-        String detail = "answered " + status + ": " + excerpt(response.body());
+        String detail = "answered " + status;
         switch (Outcome.classify(status)) {
             case DELIVERED:
                 return Outcome.delivered(status);
             case RETRIABLE:
                 return Outcome.retriable(status, detail,
                         retryAfterMs(response.headers().firstValue("Retry-After")));
+            case UNAUTHORIZED:
+                return Outcome.unauthorized(status, detail);
             default:
                 return Outcome.permanent(status, detail);
         }
-    }
-
-    static String excerpt(byte[] body) {
-        if (body == null || body.length == 0) {
-            return "(empty body)";
-        }
-        String text = new String(body, StandardCharsets.UTF_8).strip();
-        return text.length() <= MAX_DETAIL_CHARS ? text : text.substring(0, MAX_DETAIL_CHARS) + "...";
     }
 
     /** Retry-After as delay-seconds or an HTTP date; 0 when absent or unreadable. */
@@ -91,9 +87,13 @@ final class HttpGateway implements Gateway {
         }
     }
 
+    /** Without user info or query (a gateway may take a key there): this goes into logs. */
     @Override
     public String describe() {
-        return "POST " + url;
+        String port = url.getPort() == -1 ? "" : ":" + url.getPort();
+        String path = url.getRawPath() == null ? "" : url.getRawPath();
+        return "POST " + url.getScheme() + "://" + url.getHost() + port + path
+                + (url.getRawQuery() == null ? "" : "?...");
     }
 
     @Override

@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 import org.apache.kafka.common.config.AbstractConfig;
@@ -14,15 +15,19 @@ import org.apache.kafka.common.config.ConfigDef.Importance;
 import org.apache.kafka.common.config.ConfigDef.Range;
 import org.apache.kafka.common.config.ConfigDef.Type;
 import org.apache.kafka.common.config.ConfigException;
+import org.apache.kafka.common.config.types.Password;
 
 /**
  * Settings of the HTTP sink. Besides the keys defined here, every {@code http.header.<Name>} key
- * adds a static request header {@code <Name>: <value>} (e.g. an API key; use a Connect config
- * provider such as {@code ${env:EMAIL_GATEWAY_TOKEN}} to keep secrets out of the connector config).
+ * adds a static request header {@code <Name>: <value>}. Credentials go in {@code http.authorization}
+ * (a password-type setting, never logged), given through a Connect config provider such as
+ * {@code ${file:/path/connector-secrets.properties:gateway.email.token}} so they are not in the
+ * connector's stored config either.
  */
 public final class HttpSinkConfig extends AbstractConfig {
 
     public static final String URL = "http.url";
+    public static final String AUTHORIZATION = "http.authorization";
     public static final String HEADER_PREFIX = "http.header.";
     public static final String CONNECT_TIMEOUT_MS = "http.connect.timeout.ms";
     public static final String REQUEST_TIMEOUT_MS = "http.request.timeout.ms";
@@ -41,6 +46,12 @@ public final class HttpSinkConfig extends AbstractConfig {
     public static final ConfigDef CONFIG_DEF = new ConfigDef()
             .define(URL, Type.STRING, ConfigDef.NO_DEFAULT_VALUE, new HttpUrlValidator(), Importance.HIGH,
                     "Gateway URL every record is POSTed to (http or https). One connector per channel.")
+            .define(AUTHORIZATION, Type.PASSWORD, null, Importance.HIGH,
+                    "Authorization header of every request, sent as is, e.g. 'Bearer <token>'. Give the "
+                            + "secret through a config provider, e.g. 'Bearer ${file:<path>:<key>}'. A 401 or "
+                            + "403 answer is a refused credential: the task fails with a message naming this "
+                            + "setting, nothing is dead-lettered, and after the fix a restart resumes from the "
+                            + "last committed offset.")
             .define(CONNECT_TIMEOUT_MS, Type.LONG, 5_000L, Range.atLeast(1), Importance.MEDIUM,
                     "TCP/TLS connect timeout; a timeout is retried like a 5xx.")
             .define(REQUEST_TIMEOUT_MS, Type.LONG, 10_000L, Range.atLeast(1), Importance.MEDIUM,
@@ -67,11 +78,23 @@ public final class HttpSinkConfig extends AbstractConfig {
 
     private final URI url;
     private final Map<String, String> staticHeaders;
+    private final Optional<String> authorization;
 
     public HttpSinkConfig(Map<?, ?> props) {
         super(CONFIG_DEF, props);
         this.url = URI.create(getString(URL).trim());
         this.staticHeaders = parseHeaders(originalsWithPrefix(HEADER_PREFIX));
+        Password secret = getPassword(AUTHORIZATION);
+        this.authorization = secret == null ? Optional.empty() : Optional.of(secret.value().strip());
+        if (authorization.isPresent()) {
+            if (authorization.get().isEmpty() || authorization.get().chars().anyMatch(c -> c == '\r' || c == '\n')) {
+                throw new ConfigException(AUTHORIZATION, "(hidden)", "must be one non-empty line");
+            }
+            if (staticHeaders.keySet().stream().anyMatch(h -> h.equalsIgnoreCase("Authorization"))) {
+                throw new ConfigException(HEADER_PREFIX + "Authorization", "(hidden)",
+                        "give the credential in " + AUTHORIZATION + " only");
+            }
+        }
         if (backoffInitial().compareTo(backoffMax()) > 0) {
             throw new ConfigException(BACKOFF_INITIAL_MS, backoffInitial().toMillis(),
                     "must not be larger than " + BACKOFF_MAX_MS);
@@ -86,11 +109,11 @@ public final class HttpSinkConfig extends AbstractConfig {
         for (Map.Entry<String, Object> entry : raw.entrySet()) {
             String name = entry.getKey().trim();
             if (name.isEmpty() || !name.chars().allMatch(HttpSinkConfig::isTokenChar)) {
-                throw new ConfigException(HEADER_PREFIX + entry.getKey(), entry.getValue(),
+                throw new ConfigException(HEADER_PREFIX + entry.getKey(), "(hidden)",
                         "not a valid HTTP header name");
             }
             if (RESERVED_HEADERS.contains(name.toLowerCase(Locale.ROOT))) {
-                throw new ConfigException(HEADER_PREFIX + name, entry.getValue(),
+                throw new ConfigException(HEADER_PREFIX + name, "(hidden)",
                         "the connector sets this header itself");
             }
             String value = String.valueOf(entry.getValue());
@@ -112,6 +135,20 @@ public final class HttpSinkConfig extends AbstractConfig {
 
     public Map<String, String> staticHeaders() {
         return staticHeaders;
+    }
+
+    public Optional<String> authorization() {
+        return authorization;
+    }
+
+    /** Every header the connector sends besides its own: the static ones and the Authorization. */
+    public Map<String, String> requestHeaders() {
+        if (authorization.isEmpty()) {
+            return staticHeaders;
+        }
+        Map<String, String> headers = new LinkedHashMap<>(staticHeaders);
+        headers.put("Authorization", authorization.get());
+        return Map.copyOf(headers);
     }
 
     public Duration connectTimeout() {

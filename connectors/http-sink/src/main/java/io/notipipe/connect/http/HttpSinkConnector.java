@@ -14,9 +14,12 @@ import org.apache.kafka.connect.sink.SinkConnector;
  * <p>Guarantees: records of one partition are sent strictly in order, one request in flight; a
  * record is only committed once the gateway answered 2xx or the record went to the dead-letter
  * queue (errant record reporter). Retriable failures (5xx, 408, 429, timeouts, connection errors)
- * are retried with exponential backoff and jitter for up to {@code retry.max.duration.ms}; other
- * answers, and records whose retries ran out, go to the dead-letter queue with the error. Without
- * a dead-letter queue configured such a record fails the task: nothing is dropped silently.
+ * are retried with exponential backoff and jitter for up to {@code retry.max.duration.ms}; 401 and
+ * 403 (the gateway refuses the connector's {@code http.authorization}) fail the task without
+ * dead-lettering anything; other answers, and records whose retries ran out, go to the dead-letter
+ * queue with the error. Without a dead-letter queue configured such a record fails the task:
+ * nothing is dropped silently. Errors and logs name records by topic, partition and offset and
+ * gateways by URL without query; they never carry a record's content or a gateway's answer body.
  */
 public class HttpSinkConnector extends SinkConnector {
 

@@ -67,7 +67,7 @@ public class HttpSinkTask extends SinkTask {
 
     public HttpSinkTask() {
         this(System::currentTimeMillis, c -> new HttpGateway(c.url(), c.connectTimeout(), c.requestTimeout(),
-                c.staticHeaders()));
+                c.requestHeaders()));
     }
 
     HttpSinkTask(LongSupplier clock, Function<HttpSinkConfig, Gateway> gatewayFactory) {
@@ -248,6 +248,8 @@ public class HttpSinkTask extends SinkTask {
                                 gateway.describe(), retry.attempts);
                     }
                     break;
+                case UNAUTHORIZED:
+                    throw refusedCredentials(record, outcome);
                 case PERMANENT:
                     deadLetter(record, new DeliveryFailedException(gateway.describe() + " " + outcome.detail()
                             + " (permanent failure, not retried)", outcome.status()));
@@ -278,6 +280,23 @@ public class HttpSinkTask extends SinkTask {
             queue.pollFirst();
         }
         return null;
+    }
+
+    /**
+     * A 401 or 403: the gateway refuses the connector, not the record, so every record would fail
+     * alike. The task fails (nothing dead-lettered, this batch's offsets not committed) with a message
+     * naming the setting; once the secret is fixed, a restart of the connector reads it again (config
+     * providers are resolved when a task starts) and resumes from the last committed offset.
+     */
+    private ConnectException refusedCredentials(SinkRecord record, Outcome outcome) {
+        String given = config.authorization().isPresent()
+                ? "the credential in " + HttpSinkConfig.AUTHORIZATION
+                : "no " + HttpSinkConfig.AUTHORIZATION + " is set";
+        return new ConnectException(String.format(
+                "%s %s: the gateway refused the connector's credentials (%s). Nothing was dead-lettered; "
+                        + "fix %s (e.g. the token in the file its config provider reads) and restart the "
+                        + "connector: it resumes from its last committed offset (stopped at %s)",
+                gateway.describe(), outcome.detail(), given, HttpSinkConfig.AUTHORIZATION, position(record)));
     }
 
     private Outcome attempt(SinkRecord record) throws InterruptedException {

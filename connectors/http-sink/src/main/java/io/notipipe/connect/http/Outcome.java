@@ -2,11 +2,12 @@ package io.notipipe.connect.http;
 
 /**
  * What became of one POST: delivered (2xx), worth retrying (5xx, 408, 429, timeout, connection
- * error) or permanently refused (any other answer). {@code status} is 0 when no answer came.
+ * error), the credentials refused (401, 403: no record could get through, so none is dead-lettered)
+ * or permanently refused (any other answer). {@code status} is 0 when no answer came.
  */
 record Outcome(Kind kind, int status, String detail, long retryAfterMs) {
 
-    enum Kind { DELIVERED, RETRIABLE, PERMANENT }
+    enum Kind { DELIVERED, RETRIABLE, UNAUTHORIZED, PERMANENT }
 
     static Outcome delivered(int status) {
         return new Outcome(Kind.DELIVERED, status, "", 0);
@@ -14,6 +15,10 @@ record Outcome(Kind kind, int status, String detail, long retryAfterMs) {
 
     static Outcome retriable(int status, String detail, long retryAfterMs) {
         return new Outcome(Kind.RETRIABLE, status, detail, retryAfterMs);
+    }
+
+    static Outcome unauthorized(int status, String detail) {
+        return new Outcome(Kind.UNAUTHORIZED, status, detail, 0);
     }
 
     static Outcome permanent(int status, String detail) {
@@ -27,6 +32,9 @@ record Outcome(Kind kind, int status, String detail, long retryAfterMs) {
         }
         if (status >= 500 || status == 408 || status == 429) {
             return Kind.RETRIABLE;
+        }
+        if (status == 401 || status == 403) {
+            return Kind.UNAUTHORIZED;
         }
         return Kind.PERMANENT;
     }

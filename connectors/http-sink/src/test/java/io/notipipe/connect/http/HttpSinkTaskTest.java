@@ -1,6 +1,7 @@
 package io.notipipe.connect.http;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -78,7 +79,9 @@ class HttpSinkTaskTest {
             Map<String, String> headers = new HashMap<>();
             exchange.getRequestHeaders().forEach((k, v) -> headers.put(k.toLowerCase(), v.get(0)));
             received.add(new Received(new String(body, StandardCharsets.UTF_8), headers, status));
-            byte[] answer = ("{\"status\":" + status + "}").getBytes(StandardCharsets.UTF_8);
+            // Like some real gateways, the answer echoes the request (and so the recipient).
+            byte[] answer = ("{\"status\":" + status + ",\"request\":" + new String(body, StandardCharsets.UTF_8)
+                    + "}").getBytes(StandardCharsets.UTF_8);
             exchange.sendResponseHeaders(status, answer.length);
             exchange.getResponseBody().write(answer);
             exchange.close();
@@ -117,12 +120,16 @@ class HttpSinkTaskTest {
     }
 
     private static SinkRecord record(int partition, long offset, String deliveryId, String userId) {
+        return record(partition, offset, deliveryId, userId, null);
+    }
+
+    private static SinkRecord record(int partition, long offset, String deliveryId, String userId, String address) {
         Struct item = new Struct(ITEM).put("event_id", "e-" + deliveryId).put("occurred_at", new Date(1_000L));
         Struct value = new Struct(DELIVERY)
                 .put("delivery_id", deliveryId)
                 .put("user_id", userId)
                 .put("channel", "EMAIL")
-                .put("address", null)
+                .put("address", address)
                 .put("event_ids", List.of("e-" + deliveryId))
                 .put("items", List.of(item))
                 .put("created_at", new Date(1_700_000_000_123L));
@@ -151,6 +158,71 @@ class HttpSinkTaskTest {
         assertEquals("application/json", request.headers().get("content-type"));
         assertEquals("Bearer t0ken", request.headers().get("authorization"));
         assertEquals("email", request.headers().get("x-channel"));
+    }
+
+    @Test
+    void sendsTheAuthorizationSettingAsIsAndNeverShowsIt() {
+        HttpSinkConfig config = new HttpSinkConfig(props(HttpSinkConfig.AUTHORIZATION, "Bearer s3cr3t"));
+        assertEquals("[hidden]", config.values().get(HttpSinkConfig.AUTHORIZATION).toString());
+        assertFalse(config.toString().contains("s3cr3t"));
+        start(props(HttpSinkConfig.AUTHORIZATION, "Bearer s3cr3t", "http.header.X-Channel", "email"));
+        task.put(List.of(record(0, 0, "d-1", "u-1")));
+
+        assertEquals("Bearer s3cr3t", received.get(0).headers().get("authorization"));
+        assertEquals("email", received.get(0).headers().get("x-channel"));
+    }
+
+    @Test
+    void failsTheTaskOnRefusedCredentialsWithoutDeadLetteringAndResumesAfterARestart() {
+        for (int refused : new int[] {401, 403}) {
+            received.clear();
+            script.addAll(List.of(200, refused));
+            start(props(HttpSinkConfig.AUTHORIZATION, "Bearer wrong"));
+            List<SinkRecord> batch = List.of(record(0, 0, "d-1", "u"), record(0, 1, "d-2", "u"), record(0, 2, "d-3", "u"));
+
+            ConnectException failure = assertThrows(ConnectException.class, () -> task.put(batch));
+            assertFalse(failure instanceof RetriableException, "a refused credential is not retried");
+            assertTrue(failure.getMessage().contains(HttpSinkConfig.AUTHORIZATION), failure.getMessage());
+            assertTrue(failure.getMessage().contains("answered " + refused), failure.getMessage());
+            assertTrue(failure.getMessage().contains("@1"), failure.getMessage());
+            assertFalse(failure.getMessage().contains("wrong"), "the credential itself is never shown");
+            assertTrue(context.reported.isEmpty(), "nothing dead-lettered");
+            assertEquals(List.of("d-1"), deliveredIds());
+            // The framework fails the task without committing the batch; a restarted task gets it
+            // again from the committed offset and the gateway drops the repeat by its key.
+            task.stop();
+            start(props(HttpSinkConfig.AUTHORIZATION, "Bearer fixed"));
+            task.put(batch);
+            assertEquals(List.of("d-1", "d-1", "d-2", "d-3"), deliveredIds());
+            assertEquals("Bearer fixed", received.get(received.size() - 1).headers().get("authorization"));
+        }
+    }
+
+    @Test
+    void aRefusalWithoutAnyAuthorizationSaysSo() {
+        script.add(401);
+        start(props());
+        ConnectException failure = assertThrows(ConnectException.class, () -> task.put(List.of(record(0, 0, "d", "u"))));
+        assertTrue(failure.getMessage().contains("no " + HttpSinkConfig.AUTHORIZATION + " is set"), failure.getMessage());
+    }
+
+    @Test
+    void neverCopiesTheGatewaysAnswerIntoErrors() {
+        script.add(422);
+        start(props());
+        task.put(List.of(record(0, 0, "d-bad", "u", "alice@example.com")));
+
+        assertTrue(received.get(0).body().contains("alice@example.com"));
+        String message = context.reported.get(0).error().getMessage();
+        assertTrue(message.contains("answered 422"), message);
+        assertFalse(message.contains("alice@example.com"), message);
+    }
+
+    @Test
+    void describesTheGatewayWithoutUserInfoOrQuery() {
+        HttpGateway gateway = new HttpGateway(java.net.URI.create("https://user:pw@gw.example:8443/v1/send?key=k3y"),
+                java.time.Duration.ofSeconds(1), java.time.Duration.ofSeconds(1), Map.of());
+        assertEquals("POST https://gw.example:8443/v1/send?...", gateway.describe());
     }
 
     @Test
@@ -283,6 +355,11 @@ class HttpSinkTaskTest {
                 "http.header.Bad Name", "x")));
         assertThrows(ConfigException.class, () -> new HttpSinkConfig(Map.of(HttpSinkConfig.URL, "http://h/",
                 HttpSinkConfig.BACKOFF_INITIAL_MS, "20000")));
+        assertThrows(ConfigException.class, () -> new HttpSinkConfig(Map.of(HttpSinkConfig.URL, "http://h/",
+                HttpSinkConfig.AUTHORIZATION, "Bearer a", "http.header.Authorization", "Bearer b")));
+        ConfigException multiline = assertThrows(ConfigException.class, () -> new HttpSinkConfig(Map.of(
+                HttpSinkConfig.URL, "http://h/", HttpSinkConfig.AUTHORIZATION, "Bearer a\r\nX-Evil: 1")));
+        assertFalse(multiline.getMessage().contains("Bearer a"), multiline.getMessage());
         HttpSinkConfig ok = new HttpSinkConfig(Map.of(HttpSinkConfig.URL, "https://gw.example/send",
                 "http.header.X-Api-Key", "k"));
         assertEquals(Map.of("X-Api-Key", "k"), ok.staticHeaders());
@@ -303,6 +380,8 @@ class HttpSinkTaskTest {
         assertEquals(Outcome.Kind.PERMANENT, Outcome.classify(404));
         assertEquals(Outcome.Kind.PERMANENT, Outcome.classify(301));
         assertEquals(Outcome.Kind.DELIVERED, Outcome.classify(204));
+        assertEquals(Outcome.Kind.UNAUTHORIZED, Outcome.classify(401));
+        assertEquals(Outcome.Kind.UNAUTHORIZED, Outcome.classify(403));
     }
 
     record Report(SinkRecord record, Throwable error) {
