@@ -12,6 +12,7 @@
 | NOTIPIPE_TOPIC_PREFIX | "" | prefix for every pipeline topic |
 | NOTIPIPE_POSTGRES_PASSWORD | notipipe | password of the `notipipe` database user |
 | NOTIPIPE_START_TIMEOUT_S | 180 | how long `stack up` waits for each component |
+| NOTIPIPE_APP_ID | notipipe-router | the workers' app id: their ACLs cover what it prefixes |
 
 `notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
 NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
@@ -58,6 +59,7 @@ class StackSettings:
     topic_prefix: str
     postgres_password: str
     start_timeout_s: int
+    app_id: str = "notipipe-router"
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
     bootstrap_override: str = ""
     registry_override: str = ""
@@ -78,6 +80,7 @@ class StackSettings:
             topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
             postgres_password=environ.get("NOTIPIPE_POSTGRES_PASSWORD", "notipipe"),
             start_timeout_s=_int(environ, "NOTIPIPE_START_TIMEOUT_S", 180, 5, 3600),
+            app_id=environ.get("NOTIPIPE_APP_ID") or "notipipe-router",
             bootstrap_override=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS", ""),
             registry_override=environ.get("NOTIPIPE_REGISTRY_URL", ""),
             connect_override=environ.get("NOTIPIPE_CONNECT_URL", ""),

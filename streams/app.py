@@ -37,6 +37,7 @@ from faust.streams import _current_event  # the context var behind faust.current
 from .avro_codec import AvroCodec, DecodeError
 from .changelog_table import ProducerChangelogTable
 from .clock import Clock
+from .connection.kafka import kafka_access
 from .delivery_producer import AckTracker, DeliveryProducer
 from .due_index import DueIndex
 from .flush_parking import FlushParking
@@ -85,7 +86,7 @@ class TopologyError(RuntimeError):
 
 def discover_partitions(ws: WorkerSettings, events: str, preferences: str, ticks: str) -> int:
     """Partition count of the co-partitioned inputs; creates the ticks topic to match."""
-    admin = AdminClient({"bootstrap.servers": ws.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({**kafka_access("worker", ws.bootstrap_servers).confluent_config(), "log_level": 0})
     try:
         topics = admin.list_topics(timeout=15).topics
     except Exception as exc:  # KafkaException: broker unreachable
@@ -122,6 +123,7 @@ class Pipeline:
         self.prefs_name = f"{prefix}notifications.preferences"
         self.dlq_name = f"{prefix}notifications.dlq"
         self.ticks_name = f"{ws.app_id}-ticks"
+        self.kafka = kafka_access("worker", ws.bootstrap_servers)
         self.partitions = discover_partitions(ws, self.events_name, self.prefs_name, self.ticks_name)
         self.metrics = PipelineMetrics()
         self.due = DueIndex()
@@ -153,11 +155,11 @@ class Pipeline:
         self.deliveries = DeliveryProducer(
             ws.bootstrap_servers, self.codec, self.delivery_subjects,
             {ch: deliveries_topic(ch, prefix) for ch in CHANNELS}, client_id=ws.app_id,
-            linger_ms=ws.delivery_linger_ms)
+            linger_ms=ws.delivery_linger_ms, kafka_config=self.kafka.producer_config())
 
         self.app = app = faust.App(
             ws.app_id,
-            broker=f"kafka://{ws.bootstrap_servers}",
+            **self.kafka.faust_app_kwargs(),
             store="rocksdb://",
             datadir=str(ws.data_dir),
             web_port=ws.web_port,
@@ -459,11 +461,11 @@ class Pipeline:
         or an event that belonged in a digest would go out after it, on its own.
         """
         tps = [TopicPartition(self.events_name, p) for p in partitions]
-        admin = AdminClient({"bootstrap.servers": self.ws.bootstrap_servers, "log_level": 0})
+        admin = AdminClient({**self.kafka.confluent_config(), "log_level": 0})
         request = ConsumerGroupTopicPartitions(self.ws.app_id, tps)
         future = admin.list_consumer_group_offsets([request], require_stable=False)[self.ws.app_id]
         committed = {tp.partition: tp.offset for tp in future.result(30).topic_partitions}
-        consumer = Consumer({"bootstrap.servers": self.ws.bootstrap_servers, "log_level": 0,
+        consumer = Consumer({**self.kafka.confluent_config(), "log_level": 0,
                              "group.id": f"{self.ws.app_id}-offsets-probe"})
         try:
             targets = {}

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from .avro_codec import AvroCodec
+from .connection.kafka import kafka_access
 from .model import Channel, Delivery, Event, Preferences, Priority
 from .routing.validation import validate, validate_preferences
 from .schemas import load_schema, subject_for
@@ -65,7 +66,7 @@ class NotificationClient:
         self.codec.add_subject(subject_for(self.prefs_topic), load_schema("user_preferences"))
         self._errors: list[str] = []
         self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **kafka_access("producer", settings.bootstrap_servers).producer_config(),
             "partitioner": "murmur2_random",  # the partitioner Java clients and aiokafka use
             "enable.idempotence": True,
             "linger.ms": 5,
@@ -140,7 +141,7 @@ def tail_deliveries(settings: ClientSettings, channel: str, *, from_beginning: b
     codec = AvroCodec(SchemaRegistryClient({"url": settings.registry_url}), auto_register=False)
     codec.add_subject(subject_for(topic), load_schema("delivery"))
     consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
+        **kafka_access("ops", settings.bootstrap_servers).confluent_config(),
         "group.id": group_id or f"notipipe-tail-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest" if from_beginning else "latest",
         "enable.auto.commit": False,

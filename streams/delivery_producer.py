@@ -66,7 +66,7 @@ class DeliveryProducer:
 
     def __init__(self, bootstrap_servers: str, codec: AvroCodec, subjects: Mapping[str, str],
                  topics: Mapping[str, str], client_id: str = "notipipe",
-                 linger_ms: int = DELIVERY_LINGER_MS) -> None:
+                 linger_ms: int = DELIVERY_LINGER_MS, kafka_config: Mapping[str, Any] | None = None) -> None:
         self._topics = topics  # channel -> topic
         self._linger_s = linger_ms / 1000
         self._encoder = DeliveryEncoder(codec, subjects)  # subjects: channel -> registry subject
@@ -74,6 +74,7 @@ class DeliveryProducer:
         self._after_flush: list[Callable[[], None]] = []
         config = {
             "bootstrap.servers": bootstrap_servers,
+            **(kafka_config or {}),  # security and credentials (streams/connection), acks=all
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
             "partitioner": "murmur2_random",
             "enable.idempotence": True,

@@ -24,6 +24,7 @@ from stack.settings import StackSettings
 
 from .avro_codec import AvroCodec
 from .client import ClientSettings, NotificationClient, now_ms
+from .connection.kafka import kafka_access
 from .model import Channel, ChannelPreference, Delivery, Preferences
 from .schemas import load_schema, subject_for
 from .settings import RouterSettings
@@ -43,7 +44,7 @@ class DeliveryFeed:
         self.codec = AvroCodec(SchemaRegistryClient({"url": settings.registry_url}), auto_register=False)
         for topic in topics:
             self.codec.add_subject(subject_for(topic), load_schema("delivery"))
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+        self.consumer = Consumer({**kafka_access("ops", settings.bootstrap_servers).confluent_config(),
                                   "group.id": f"notipipe-demo-{uuid.uuid4().hex[:8]}",
                                   "auto.offset.reset": "latest", "enable.auto.commit": False})
         self.consumer.subscribe(topics)

@@ -11,6 +11,7 @@ producer; with it, Faust's buffer is kept unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -26,6 +27,12 @@ class EbbCheckedBuffer(ProducerBuffer):
 
 
 class LeanBufferProducer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # Every producer of the system writes with acks=all and idempotence (Faust asks for it
+        # only inside transactions): a retried batch (DLQ records, ticks, changelogs) is not
+        # written twice.
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.app.conf.producer_threaded:  # the threaded producer's queue is elsewhere

@@ -13,6 +13,7 @@ import uvloop
 
 from .clock import Clock, SystemClock
 from .clock_control import FileClock
+from .connection.kafka import KafkaAccessError, KafkaConfigError, kafka_access
 from .settings import ConfigError, RouterSettings
 from .worker_settings import WorkerSettings
 
@@ -28,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         ws = WorkerSettings.from_env()
         rs = RouterSettings.from_env()
-    except ConfigError as exc:
+        kafka_access("worker", ws.bootstrap_servers).verify()  # a refusal says why, at once
+    except (ConfigError, KafkaConfigError, KafkaAccessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ws.data_dir.mkdir(parents=True, exist_ok=True)

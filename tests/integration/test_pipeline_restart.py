@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.client import NotificationClient
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess, wait_until_routing
 from tests.waiting import wait_for
 
@@ -21,7 +22,7 @@ ROUTER_ENV = {
 
 def _all_committed(env: PipelineEnv) -> bool:
     """Has the router group committed everything on the events topic?"""
-    consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+    consumer = Consumer({**admin_config(env.stack),
                          "group.id": f"{env.prefix}router", "enable.auto.commit": False})
     try:
         topic = f"{env.prefix}notifications.events"
