@@ -10,7 +10,7 @@ from pathlib import Path
 from stack.secrets import secret, secrets_dir
 from stack.settings import StackSettings
 from stack.tls import TlsFiles
-from streams.connection.kafka import KafkaAccess, password_secret_name
+from streams.connection.kafka import ACCESS_VARIABLES, KafkaAccess, password_secret_name
 
 MECHANISM = "SCRAM-SHA-512"
 
@@ -21,7 +21,7 @@ def stack_access(settings: StackSettings, role: str, environ: Mapping[str, str] 
     NOTIPIPE_BOOTSTRAP_SERVERS), the NOTIPIPE_KAFKA_* variables as every client reads them."""
     if settings.bootstrap_override:
         return KafkaAccess.from_env(role, {**environ, "NOTIPIPE_HOME": str(settings.home)})
-    local = {k: v for k, v in environ.items() if not k.startswith("NOTIPIPE_KAFKA_")}
+    local = {k: v for k, v in environ.items() if k not in ACCESS_VARIABLES}
     local["NOTIPIPE_HOME"] = str(settings.home)
     return KafkaAccess.from_env(role, local).at(settings.bootstrap_servers)
 

@@ -27,6 +27,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams.avro_codec import AvroCodec, DecodeError
+from streams.connection.kafka import kafka_access
 from streams.delivery_avro import DeliveryEncoder
 from streams.due_index import DueIndex
 from streams.model import Preferences, dead_letter
@@ -79,7 +80,7 @@ class Loop:
         self.assigned: set[int] = set()
         self.producer = Producer(
             {
-                "bootstrap.servers": ws.bootstrap_servers,
+                **kafka_access("worker", ws.bootstrap_servers).confluent_config(),
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "acks": "all",
@@ -90,7 +91,7 @@ class Loop:
         )
         self.consumer = Consumer(
             {
-                "bootstrap.servers": ws.bootstrap_servers,
+                **kafka_access("worker", ws.bootstrap_servers).confluent_config(),
                 "group.id": ws.app_id,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
@@ -103,7 +104,7 @@ class Loop:
         self.running = True
 
     def _create_changelog(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.ws.bootstrap_servers})
+        admin = AdminClient(kafka_access("worker", self.ws.bootstrap_servers).confluent_config())
         parts = len(admin.list_topics(self.events, timeout=15).topics[self.events].partitions)
         self.partitions = parts
         fut = admin.create_topics(
@@ -140,7 +141,7 @@ class Loop:
     def _restore(self, partitions: list[int]) -> None:
         restorer = Consumer(
             {
-                "bootstrap.servers": self.ws.bootstrap_servers,
+                **kafka_access("worker", self.ws.bootstrap_servers).confluent_config(),
                 "group.id": "unused",
                 "enable.auto.commit": False,
             }

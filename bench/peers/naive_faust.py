@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.app import discover_partitions
 from streams.avro_codec import AvroCodec, DecodeError
+from streams.connection.kafka import kafka_access
 from streams.due_index import DueIndex
 from streams.routing.router import flush_due, next_due_ms, route
 from streams.routing.state import UserState
@@ -48,7 +49,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> faust.App:
 
     app = faust.App(
         ws.app_id,
-        broker=f"kafka://{ws.bootstrap_servers}",
+        **kafka_access("worker", ws.bootstrap_servers).faust_app_kwargs(),
         store="rocksdb://",
         datadir=str(ws.data_dir),
         web_port=ws.web_port,

@@ -25,10 +25,12 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import Serializer
 
 from streams.avro_codec import AvroCodec, DecodeError
+from streams.connection.kafka import kafka_access
 from streams.delivery_avro import DeliveryEncoder
 from streams.routing.router import flush_due, next_due_ms, route
 from streams.routing.state import UserState
@@ -87,6 +89,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     events_name = f"{prefix}notifications.events"
     prefs_name = f"{prefix}notifications.preferences"
     ticks_name = f"{ws.app_id}-ticks"
+    kafka = kafka_access("worker", ws.bootstrap_servers)
     codec = AvroCodec(SchemaRegistryClient({"url": ws.registry_url}), auto_register=False)
     codec.add_subject(subject_for(events_name), load_schema("notification_event"))
     codec.add_subject(subject_for(prefs_name), load_schema("user_preferences"))
@@ -96,7 +99,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
         codec.add_subject(out_subject[ch], load_schema("delivery"))
 
     app = Application(
-        broker_address=ws.bootstrap_servers,
+        broker_address=ConnectionConfig.from_librdkafka_dict(kafka.confluent_config(), ignore_extras=True),
         consumer_group=ws.app_id,
         auto_offset_reset="earliest",
         commit_interval=1.0,
@@ -111,7 +114,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     events = app.topic(events_name, **raw)
     prefs = app.topic(prefs_name, **raw)
     # The ticks topic must be co-partitioned with events: same partition count.
-    admin = AdminClient({"bootstrap.servers": ws.bootstrap_servers})
+    admin = AdminClient(kafka.confluent_config())
     partitions = len(admin.list_topics(events_name, timeout=15).topics[events_name].partitions)
     ticks = app.topic(ticks_name, **raw, config=TopicConfig(num_partitions=partitions, replication_factor=1))
     out = {
@@ -120,7 +123,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     }
 
     tick_producer = Producer(
-        {"bootstrap.servers": ws.bootstrap_servers, "partitioner": "murmur2_random", "linger.ms": 5}
+        {**kafka.confluent_config(), "partitioner": "murmur2_random", "linger.ms": 5}
     )
     scheduler = TickScheduler(tick_producer, ticks_name, ws.tick_interval_s)
 

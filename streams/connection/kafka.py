@@ -38,6 +38,11 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # What differs between two of librdkafka's reports of the same failure: the log prefix, the timing.
 _LOG_NOISE = re.compile(r"^FAIL \[[^]]*\] \[[^]]*\]: | \(after \d+ms in state \w+\)")
 
+# How a client authenticates (NOTIPIPE_BOOTSTRAP_SERVERS says where): what `environ()` hands on.
+ACCESS_VARIABLES = ("NOTIPIPE_KAFKA_SECURITY_PROTOCOL", "NOTIPIPE_KAFKA_SASL_MECHANISM",
+                    "NOTIPIPE_KAFKA_USERNAME", "NOTIPIPE_KAFKA_PASSWORD", "NOTIPIPE_KAFKA_PASSWORD_FILE",
+                    "NOTIPIPE_KAFKA_CA_FILE")
+
 # File names in the local stack's secrets directory (stack/secrets.py writes them).
 CA_CERT_FILE = "kafka-ca.crt"
 

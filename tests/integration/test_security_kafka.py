@@ -35,7 +35,7 @@ from stack.kafka_access import stack_access
 from stack.secrets import secrets_dir
 from stack.settings import StackSettings
 from stack.tls import TlsFiles, openssl
-from streams.connection.kafka import KafkaAccess, KafkaAccessError, password_secret_name
+from streams.connection.kafka import ACCESS_VARIABLES, KafkaAccess, KafkaAccessError, password_secret_name
 from tests.integration.pipeline import PipelineEnv
 from tests.waiting import wait_for
 
@@ -214,7 +214,7 @@ def test_clients_verify_the_brokers_host_name(pipeline_env: PipelineEnv) -> None
 # --- bad settings stop the processes with a message naming the variable ---------------------------
 
 def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NOTIPIPE_KAFKA_")}
+    clean = {k: v for k, v in os.environ.items() if k not in ACCESS_VARIABLES}
     return subprocess.run([sys.executable, "-m", "streams.cli", *command], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env={**clean, **env})
 
