@@ -9,7 +9,7 @@ import sys
 import time
 
 from stack import artifacts
-from stack.acls_setup import ensure_acls, ensure_users
+from stack.acls_setup import ROLES, ensure_acls, ensure_users
 from stack.components import Component, Connect, all_components, describe
 from stack.connectors_cli import print_status
 from stack.connectors_setup import ConnectorError, connector_status, register_connectors
@@ -158,18 +158,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "NOTIPIPE_CONNECT_URL, NOTIPIPE_POSTGRES_DSN)")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    roles = [*ROLES, "admin"]
     client_config = actions.add_parser(
         "client-config", help="write a client.properties for Kafka's own tools (--command-config) "
-                              "that logs in as a role; prints its path (the file holds the password)")
-    client_config.add_argument("--role", default="admin",
-                               help="producer, worker, connect, ops, monitoring, registry or admin "
-                                    "(default: admin)")
+                              "that logs in as a role; prints its path (the file holds the password)",
+        description="Write .cache/secrets/client-<role>.properties (mode 0600): the servers, TLS "
+                    "and SCRAM login of a role, for Kafka's tools' --command-config. Prints its "
+                    "path, and an example command on stderr. Roles and their rights: "
+                    "docs/security.md.")
+    client_config.add_argument("--role", default="admin", choices=roles, help="default: admin")
     rotate = actions.add_parser(
         "rotate-password", help="give a Kafka user a new password without downtime: set it on the "
                                 "broker, save it for new processes, restart the stack's processes "
-                                "of that role one at a time (docs/security.md)")
-    rotate.add_argument("--role", required=True,
-                        help="producer, worker, connect, ops, monitoring, registry or admin")
+                                "of that role one at a time (docs/security.md)",
+        description="Rotate a Kafka user's SCRAM password with no downtime: the new password is "
+                    "set on the broker and saved in .cache/secrets/ for processes started from now "
+                    "on; processes already running keep their open connections. The stack's own "
+                    "process of the role (Connect, the registry, the quickstart's worker) is "
+                    "restarted; restart the others (more workers, services) one at a time.")
+    rotate.add_argument("--role", required=True, choices=roles)
     rotate.add_argument("--no-restart", action="store_true",
                         help="do not restart the stack's processes of the role; restart them yourself")
     actions.add_parser("down", help="stop everything this stack started; data is kept")

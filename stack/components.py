@@ -178,6 +178,20 @@ class Kafka(Component):
             return
         self._format(passwords)
 
+    def start(self) -> bool:
+        if self.pid() is not None and "sasl.enabled.mechanisms" not in self._running_config():
+            raise StartError(
+                "the running Kafka was started without TLS and SASL (before the stack was secured): "
+                "stop the stack (`notipipe stack down`), wipe its data, which has no SCRAM users "
+                "(`notipipe stack reset`), and run `notipipe stack up` again")
+        return super().start()
+
+    def _running_config(self) -> str:
+        try:
+            return self.properties.read_text()
+        except FileNotFoundError:
+            return ""
+
     def _format(self, passwords: dict[str, str]) -> None:
         """Format the storage with the first SCRAM users (admin, broker). The arguments go through
         a private argument file, so the passwords never show in the process list."""

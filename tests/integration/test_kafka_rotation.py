@@ -1,4 +1,5 @@
-"""Rotating the worker's SCRAM password under a flow of events, with no downtime and no loss.
+"""Rotating SCRAM passwords: the worker's under a flow of events, with no downtime and no loss;
+Connect's, which the command restarts itself.
 
 `notipipe stack rotate-password --role worker` sets a new password on the broker and saves it for
 new processes; the running worker keeps its open connections, then is restarted and logs in with
@@ -18,7 +19,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from stack.components import Connect
+from stack.connectors_setup import connector_status, load_connectors
 from stack.kafka_access import stack_access
 from stack.secrets import secrets_dir
 from stack.settings import StackSettings
@@ -105,3 +109,37 @@ def test_rotating_the_workers_password_under_load_loses_nothing(
         return {event_id for user in flow.users for d in watcher.for_user(user) for event_id in d.event_ids}
     wait_for(lambda: set(flow.sent) <= arrived(), 120, f"each of the {len(flow.sent)} events as a delivery")
     assert _denied(broker_log, log_start, "worker") == []
+
+
+def test_rotating_connects_password_restarts_connect_which_logs_in_with_it(settings: StackSettings) -> None:
+    """The stack's own process of the role is restarted by the command and runs on."""
+    broker_log = settings.log_dir / "kafka.log"
+    log_start = broker_log.stat().st_size
+    secret = secrets_dir(settings) / password_secret_name("connect")
+    before = secret.read_text().strip()
+    old_pid = Connect(settings).pid()
+    rotated = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "stack", "rotate-password", "--role", "connect"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k not in ACCESS_VARIABLES})
+    assert rotated.returncode == 0, rotated.stderr
+    assert "connect runs with the new password" in rotated.stdout
+    assert Connect(settings).pid() not in (None, old_pid)
+    with pytest.raises(KafkaAccessError, match="refused user 'connect'"):
+        dataclasses.replace(stack_access(settings, "connect"), password=before).verify(timeout_s=15)
+
+    def all_running() -> bool:
+        rows = connector_status(settings)
+        return bool(rows) and all(r["state"] == "RUNNING" and r["tasks"]
+                                  and all(t["state"] == "RUNNING" for t in r["tasks"]) for r in rows)
+    wait_for(all_running, 120, "every connector and task running again")
+    # The sinks' consumers are in their groups again: they logged in with the new password (the
+    # old process, and its sessions, are gone).
+    admin = AdminClient(stack_access(settings, "admin").confluent_config())
+    groups = [f"connect-{name}" for name, _ in load_connectors(settings)]
+
+    def members() -> bool:
+        described = admin.describe_consumer_groups(groups)
+        return all(future.result(30).members for future in described.values())
+    wait_for(members, 120, f"members in {groups}")
+    assert _denied(broker_log, log_start, "connect") == []

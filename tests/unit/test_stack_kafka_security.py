@@ -3,14 +3,18 @@ secrets and certificates (the real broker enforcing them: tests/integration/test
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
 from stack.acls_setup import ROLES, Grant, grants, pipeline_grants, shared_grants
 from stack.broker_config import KafkaNode, broker_properties, scram_bootstrap_args
+from stack.components import Kafka
+from stack.process import StartError
 from stack.secrets import secret, secrets_dir
 from stack.settings import StackSettings
 from stack.tls import TlsFiles, ensure_certificates, openssl
@@ -117,3 +121,23 @@ def test_the_stack_ca_signs_a_broker_certificate_for_its_addresses(tmp_path: Pat
     # A CA that changed (here: a new one) gets a broker certificate it signed.
     files.ca_key.unlink()
     assert len(ensure_certificates(settings)) == 2
+
+
+def test_a_kafka_started_before_the_stack_was_secured_is_named(tmp_path: Path) -> None:
+    settings = StackSettings.from_env({"NOTIPIPE_HOME": str(tmp_path)})
+    kafka = Kafka(settings)
+    kafka.properties.parent.mkdir(parents=True)
+    kafka.properties.write_text("listeners=PLAINTEXT://127.0.0.1:9092\n")
+    kafka.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    kafka.pid_file.write_text(str(os.getpid()))  # a live process stands in for the old broker
+    with pytest.raises(StartError, match="started without TLS and SASL.*notipipe stack reset"):
+        kafka.start()
+
+
+def test_data_formatted_without_scram_users_asks_for_a_reset(tmp_path: Path) -> None:
+    settings = StackSettings.from_env({"NOTIPIPE_HOME": str(tmp_path)})
+    kafka = Kafka(settings)
+    kafka.data.mkdir(parents=True)
+    (kafka.data / "meta.properties").write_text("version=1\n")
+    with pytest.raises(StartError, match="formatted without SCRAM users.*notipipe stack reset"):
+        kafka.prepare()
