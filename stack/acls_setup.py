@@ -72,7 +72,8 @@ class Grant:
 
     def describe(self) -> str:
         how = "prefix " if self.pattern == PREFIXED else ""
-        return f"{self.role}: {self.operation.name} on {self.resource.name.lower()} {how}{self.name!r}"
+        kind = "cluster" if self.resource == CLUSTER else self.resource.name.lower()  # librdkafka: BROKER
+        return f"{self.role}: {self.operation.name} on {kind} {how}{self.name!r}"
 
 
 def pipeline_grants(prefix: str, app_id: str) -> list[Grant]:

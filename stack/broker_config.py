@@ -25,7 +25,8 @@ from streams.connection.kafka import KafkaAccess
 CLIENT_LISTENER = "CLIENT"
 CONTROLLER_LISTENER = "CONTROLLER"
 MECHANISM = "SCRAM-SHA-512"
-BROKER_USER = "broker"  # inter-broker SASL user; also the CN of the broker's certificate
+# The brokers' principal on both listeners: their SASL user, and their certificate's CN.
+BROKER_USER = BROKER_CN
 ADMIN_USER = "admin"
 SUPER_USERS = (ADMIN_USER, BROKER_USER)
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -97,7 +98,6 @@ def broker_properties(node: KafkaNode, nodes: list[KafkaNode], data_dir: Path, t
         "log.retention.hours=168",
         "log.segment.bytes=268435456",
     ]
-    assert BROKER_CN == BROKER_USER  # one principal for the broker on both listeners
     return "\n".join(lines) + "\n"
 
 
