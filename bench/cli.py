@@ -299,8 +299,10 @@ def run(args: argparse.Namespace) -> int:
 def _stack_reachable(stack: StackSettings) -> bool:
     from confluent_kafka.admin import AdminClient
 
+    from .kafka_io import kafka_config
+
     try:
-        AdminClient({"bootstrap.servers": stack.bootstrap_servers}).list_topics(timeout=5)
+        AdminClient(kafka_config(stack)).list_topics(timeout=5)
         return True
     except Exception:  # noqa: BLE001
         return False

@@ -18,6 +18,7 @@ import fastavro
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from stack.kafka_access import stack_access
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
@@ -28,6 +29,12 @@ from streams.contracts.topics import Topics
 from .stats import Schedule
 
 
+def kafka_config(stack: StackSettings) -> dict:
+    """The benchmark works as the stack's admin: it makes and deletes topics of its own, changes
+    their configs and reads every group's offsets (the systems under test get the same login)."""
+    return stack_access(stack, "admin").confluent_config()
+
+
 def create_pipeline(stack: StackSettings, prefix: str, partitions: int) -> Topics:
     """Pipeline topics and schemas of the prefix; delivery topics stamp LogAppendTime, so a
     delivery's timestamp is when the broker appended it, not when the worker said it sent it."""
@@ -35,7 +42,7 @@ def create_pipeline(stack: StackSettings, prefix: str, partitions: int) -> Topic
     ensure_topics(scoped, echo=lambda _: None)
     register_schemas(scoped)
     topics = Topics(prefix)
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin = AdminClient(kafka_config(stack))
     resources = [
         ConfigResource(
             ConfigResource.Type.TOPIC,
@@ -57,10 +64,10 @@ class OffsetProbe:
     """End offsets of topics and committed offsets of a consumer group: lag as tools see it."""
 
     def __init__(self, stack: StackSettings) -> None:
-        self.admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+        self.admin = AdminClient(kafka_config(stack))
         self.consumer = Consumer(
             {
-                "bootstrap.servers": stack.bootstrap_servers,
+                **kafka_config(stack),
                 "group.id": "bench-offset-probe",
                 "enable.auto.commit": False,
             }
@@ -142,7 +149,7 @@ def wait_quiet(probe: OffsetProbe, topics: Sequence[str], quiet_s: float, timeou
 def make_producer(stack: StackSettings) -> Producer:
     return Producer(
         {
-            "bootstrap.servers": stack.bootstrap_servers,
+            **kafka_config(stack),
             "partitioner": "murmur2_random",  # as the SDK, Java clients and aiokafka
             "linger.ms": 5,
             "batch.num.messages": 10000,
@@ -257,7 +264,7 @@ class DeliveryReader:
         self.topics = topics
         self.consumer = Consumer(
             {
-                "bootstrap.servers": stack.bootstrap_servers,
+                **kafka_config(stack),
                 "group.id": "bench-reader",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

@@ -97,7 +97,9 @@ def _broker_topics(stack: StackSettings) -> dict[str, int]:
     the broker holds; a stack with thousands left over from earlier runs runs the systems slower."""
     from confluent_kafka.admin import AdminClient
 
-    topics = AdminClient({"bootstrap.servers": stack.bootstrap_servers}).list_topics(timeout=15).topics
+    from .kafka_io import kafka_config
+
+    topics = AdminClient(kafka_config(stack)).list_topics(timeout=15).topics
     return {"topics": len(topics), "partitions": sum(len(t.partitions) for t in topics.values())}
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.kafka_access import stack_access
 from stack.settings import PROJECT_ROOT, StackSettings
 
 QUIX_VENV = PROJECT_ROOT / ".cache" / "bench" / "quix-venv"
@@ -136,6 +137,7 @@ class Running:
             port = base_port + i
             env = {
                 **os.environ,
+                **stack_access(stack, "admin").environ(),  # the benchmark's login (kafka_io.py)
                 "NOTIPIPE_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
                 "NOTIPIPE_REGISTRY_URL": stack.registry_url,
                 "NOTIPIPE_TOPIC_PREFIX": prefix,

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A JDK, not only a runtime: the project's own Connect plugin (connectors/http-sink) is compiled.
-DEBIAN_PACKAGES=(openjdk-17-jdk-headless maven postgresql docker-compose python3-venv)
+# openssl makes the local stack's CA and the broker's certificate (stack/tls.py).
+DEBIAN_PACKAGES=(openjdk-17-jdk-headless maven postgresql docker-compose python3-venv openssl)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

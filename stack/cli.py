@@ -9,16 +9,20 @@ import sys
 import time
 
 from stack import artifacts, secret_files
+from stack.acls_setup import ROLES, ensure_acls, ensure_users
 from stack.components import Component, all_components, describe
 from stack.connectors_cli import print_status
 from stack.connectors_setup import ConnectorError, connector_status, register_connectors
 from stack.db_roles import set_role_passwords
+from stack.kafka_access import stack_access, write_private
 from stack.migrations import MigrationError, apply_migrations
 from stack.process import StartError, stop
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
+from stack.secrets import secrets_dir
 from stack.settings import ConfigError, StackSettings
 from stack.topics_setup import ensure_topics
 from streams.connection.http import connect_is_local
+from streams.connection.kafka import KafkaAccessError, KafkaConfigError
 
 
 def _line(row: dict[str, str]) -> str:
@@ -58,7 +62,8 @@ def provision(settings: StackSettings, component: str) -> None:
             print(f"  {change}")
         set_role_passwords(settings)
     if component == "kafka":
-        for change in ensure_topics(settings):
+        # Users first (ACLs name them), then their ACLs, then the topics.
+        for change in [*ensure_users(settings), *ensure_acls(settings), *ensure_topics(settings)]:
             print(f"  {change}")
     if component == "registry":
         ids = register_schemas(settings)
@@ -84,6 +89,31 @@ def cmd_secrets(settings: StackSettings) -> int:
     """Generate what is missing; print where each file is (never a value)."""
     for path in secret_files.write_all(settings):
         print(path)
+    return 0
+
+
+def cmd_client_config(settings: StackSettings, role: str) -> int:
+    """A client.properties for Kafka's own tools (`--command-config`), logging in as `role`."""
+    access = stack_access(settings, role)
+    path = secrets_dir(settings) / f"client-{role}.properties"
+    write_private(path, "\n".join([f"bootstrap.servers={access.bootstrap_servers}",
+                                   *access.java_properties(), ""]))
+    print(path)
+    print(f"# e.g. java -cp '{settings.dist_dir / 'kafka' / 'libs'}/*' "
+          f"org.apache.kafka.tools.ConsumerGroupCommand --bootstrap-server {access.bootstrap_servers} "
+          f"--command-config {path} --list", file=sys.stderr)
+    return 0
+
+
+def cmd_rotate(settings: StackSettings, role: str, restart: bool) -> int:
+    from stack.rotation import RotationError, rotate_password
+
+    try:
+        with artifacts.file_lock(settings.run_dir / "up.lock"):  # not while `stack up` provisions
+            rotate_password(settings, role, restart=restart)
+    except RotationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -145,6 +175,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "prints the file names, never a value")
     status = actions.add_parser("status", help="one line per component and connector; exit 1 if any is down")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    roles = [*ROLES, "admin"]
+    client_config = actions.add_parser(
+        "client-config", help="write a client.properties for Kafka's own tools (--command-config) "
+                              "that logs in as a role; prints its path (the file holds the password)",
+        description="Write .cache/secrets/client-<role>.properties (mode 0600): the servers, TLS "
+                    "and SCRAM login of a role, for Kafka's tools' --command-config. Prints its "
+                    "path, and an example command on stderr. Roles and their rights: "
+                    "docs/security.md.")
+    client_config.add_argument("--role", default="admin", choices=roles, help="default: admin")
+    rotate = actions.add_parser(
+        "rotate-password", help="give a Kafka user a new password without downtime: set it on the "
+                                "broker, save it for new processes, restart the stack's processes "
+                                "of that role one at a time (docs/security.md)",
+        description="Rotate a Kafka user's SCRAM password with no downtime: the new password is "
+                    "set on the broker and saved in .cache/secrets/ for processes started from now "
+                    "on; processes already running keep their open connections. The stack's own "
+                    "process of the role (Connect, the registry, the quickstart's worker) is "
+                    "restarted; restart the others (more workers, services) one at a time.")
+    rotate.add_argument("--role", required=True, choices=roles)
+    rotate.add_argument("--no-restart", action="store_true",
+                        help="do not restart the stack's processes of the role; restart them yourself")
     actions.add_parser("down", help="stop everything this stack started; data is kept")
     actions.add_parser("reset", help="stop everything and wipe data, logs and run files")
     parser.set_defaults(handler=run)
@@ -163,8 +214,12 @@ def run(args: argparse.Namespace) -> int:
             return cmd_secrets(settings)
         if args.action == "down":
             return cmd_down(settings)
+        if args.action == "client-config":
+            return cmd_client_config(settings, args.role)
+        if args.action == "rotate-password":
+            return cmd_rotate(settings, args.role, restart=not args.no_restart)
         return cmd_reset(settings)
     except (ConfigError, artifacts.PrerequisiteError, StartError, SchemaRegistrationError,
-            ConnectorError, MigrationError) as exc:
+            ConnectorError, MigrationError, KafkaConfigError, KafkaAccessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,12 +22,17 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from stack import artifacts, secret_files
+from stack.acls_setup import CONNECT_GROUP, CONNECT_INTERNAL_TOPICS, REGISTRY_GROUP_PREFIX, REGISTRY_TOPICS
 from stack.artifacts import PrerequisiteError, check_java
+from stack.broker_config import BROKER_USER, SUPER_USERS, KafkaNode, broker_properties, scram_bootstrap_args
+from stack.kafka_access import service_access, stack_access, write_private
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
-from stack.secrets import secrets_dir
+from stack.secrets import secret, secrets_dir
 from stack.settings import StackSettings
+from stack.tls import TlsFiles, ensure_certificates
 from streams.connection import postgres as pg_roles
 from streams.connection.http import connect_client
+from streams.connection.kafka import password_secret_name
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -142,6 +147,8 @@ def _log4j2_config(settings: StackSettings) -> Path:
         "logger.kafka.name = kafka\nlogger.kafka.level = WARN\n"
         "logger.kafkaorg.name = org.apache.kafka\nlogger.kafkaorg.level = WARN\n"
         "logger.connect.name = org.apache.kafka.connect\nlogger.connect.level = INFO\n"
+        # Every operation the authorizer denies, with principal and resource (allowed ones: DEBUG).
+        "logger.authorizer.name = kafka.authorizer.logger\nlogger.authorizer.level = INFO\n"
         "logger.reflections.name = org.reflections\nlogger.reflections.level = ERROR\n"
     )
     return path
@@ -166,6 +173,9 @@ def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *ar
 
 @dataclass
 class Kafka(Component):
+    """One combined broker+controller node, SASL_SSL for clients, mutual TLS for the controller
+    path, the standard authorizer (broker_config.py)."""
+
     name: str = "kafka"
 
     def __post_init__(self) -> None:
@@ -179,40 +189,60 @@ class Kafka(Component):
     def properties(self) -> Path:
         return self.settings.run_dir / "kafka" / "server.properties"
 
+    @property
+    def nodes(self) -> list[KafkaNode]:
+        return [KafkaNode(1, "127.0.0.1", self.port, self.port + 1)]
+
+    @property
+    def _secured_marker(self) -> Path:
+        return self.settings.data_dir / "kafka.scram-formatted"
+
     def prepare(self) -> None:
-        controller = self.port + 1
-        self.properties.parent.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.data}",
-            f"num.partitions={self.settings.partitions}",
-            # Topics are created on purpose (stack up, Faust, Connect, the registry), never by typo.
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=168",
-            "log.segment.bytes=268435456",
-            "",
-        ]))
-        if not (self.data / "meta.properties").exists():
-            cluster_id = new_cluster_id()
-            result = subprocess.run(
-                _java_cmd(self.settings, "256m", self._classpath(), "kafka.tools.StorageTool",
-                          "format", "-t", cluster_id, "-c", str(self.properties)),
-                capture_output=True, text=True)
-            if result.returncode != 0:
-                raise StartError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        for change in ensure_certificates(self.settings):
+            print(f"  {change}", flush=True)
+        passwords = {user: secret(self.settings, password_secret_name(user)) for user in SUPER_USERS}
+        node = self.nodes[0]
+        write_private(self.properties, broker_properties(
+            node, self.nodes, self.data, TlsFiles.of(self.settings), passwords[BROKER_USER],
+            self.settings.partitions))
+        if (self.data / "meta.properties").exists():
+            if not self._secured_marker.exists():
+                raise StartError(
+                    f"the Kafka data in {self.data} was formatted without SCRAM users, so nobody "
+                    "could log in to the secured broker: wipe it with `notipipe stack reset` "
+                    "(topics and their records are lost) and run `notipipe stack up` again")
+            return
+        self._format(passwords)
+
+    def start(self) -> bool:
+        if self.pid() is not None and "sasl.enabled.mechanisms" not in self._running_config():
+            raise StartError(
+                "the running Kafka was started without TLS and SASL (before the stack was secured): "
+                "stop the stack (`notipipe stack down`), wipe its data, which has no SCRAM users "
+                "(`notipipe stack reset`), and run `notipipe stack up` again")
+        return super().start()
+
+    def _running_config(self) -> str:
+        try:
+            return self.properties.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def _format(self, passwords: dict[str, str]) -> None:
+        """Format the storage with the first SCRAM users (admin, broker). The arguments go through
+        a private argument file, so the passwords never show in the process list."""
+        args = [*_java_cmd(self.settings, "256m", self._classpath(), "kafka.tools.StorageTool",
+                           "format", "-t", new_cluster_id(), "-c", str(self.properties),
+                           *scram_bootstrap_args(passwords))]
+        argfile = self.settings.run_dir / "kafka" / "format.args"
+        write_private(argfile, "\n".join(_argfile_quote(arg) for arg in args[1:]) + "\n")
+        try:
+            result = subprocess.run([args[0], f"@{argfile}"], capture_output=True, text=True)
+        finally:
+            argfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise StartError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        self._secured_marker.write_text("formatted with SCRAM users: " + ", ".join(sorted(passwords)) + "\n")
 
     def _classpath(self) -> str:
         return str(self.settings.dist_dir / "kafka" / "libs" / "*")
@@ -225,10 +255,15 @@ class Kafka(Component):
 
         if not port_open(self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers,
+        admin = AdminClient({**stack_access(self.settings, "admin").confluent_config(),
                              "socket.timeout.ms": 2000, "log_level": 0})
         metadata = admin.list_topics(timeout=3)
         return bool(metadata.brokers)
+
+
+def _argfile_quote(arg: str) -> str:
+    """One argument of a `java @file` argument file."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass
@@ -240,6 +275,28 @@ class Registry(Component):
 
     def __post_init__(self) -> None:
         self.port = self.settings.registry_port
+
+    @property
+    def kafka_config(self) -> Path:
+        return self.settings.run_dir / "registry" / "kafka.properties"
+
+    def kafka_properties(self) -> str:
+        """How the kafkasql storage reaches Kafka. Apicurio hands every `apicurio.kafka.common.*`
+        key (prefix stripped) to its producer, consumer and admin client; they log in as the
+        `registry` user. Holds its password: a file only its owner reads, not the command line."""
+        access = service_access(self.settings, "registry")
+        return "\n".join([
+            f"apicurio.kafkasql.bootstrap.servers={self.settings.bootstrap_servers}",
+            f"apicurio.kafkasql.topic={REGISTRY_TOPICS[0]}",
+            f"apicurio.kafkasql.snapshots.topic={REGISTRY_TOPICS[1]}",
+            f"apicurio.events.kafka.topic={REGISTRY_TOPICS[2]}",
+            # Its consumers' groups (one per start, a UUID after the prefix): the registry's ACLs.
+            f"apicurio.kafkasql.consumer.group-prefix={REGISTRY_GROUP_PREFIX}",
+            *access.java_properties("apicurio.kafka.common."),
+            "apicurio.kafkasql.producer.acks=all",
+            "apicurio.kafkasql.producer.enable.idempotence=true",
+            "",
+        ])
 
     def command(self) -> list[str]:
         home = self.settings.dist_dir / "apicurio-registry"
@@ -253,9 +310,7 @@ class Registry(Component):
                 "-Dapicurio.auth.role-source=token",
                 "-Dapicurio.auth.anonymous-read-access.enabled=true",
                 "-Dapicurio.storage.kind=kafkasql",
-                f"-Dapicurio.kafkasql.bootstrap.servers={self.settings.bootstrap_servers}",
-                "-Dapicurio.kafkasql.topic=_schemas-journal",
-                "-Dapicurio.kafkasql.snapshots.topic=_schemas-snapshots",
+                f"-Dquarkus.config.locations={self.kafka_config}",
                 f"-Dapicurio.storage.snapshot.location={self.settings.data_dir / 'registry'}",
                 # Keep the Confluent API's ids equal to Apicurio content ids (what the converter reads).
                 "-Dapicurio.ccompat.legacy-id-mode.enabled=false",
@@ -266,6 +321,7 @@ class Registry(Component):
 
     def prepare(self) -> None:
         (self.settings.data_dir / "registry").mkdir(parents=True, exist_ok=True)
+        write_private(self.kafka_config, self.kafka_properties())
 
     def config_files(self) -> list[Path]:
         return [secret_files.registry_users(self.settings)]
@@ -287,20 +343,28 @@ class Connect(Component):
         return self.settings.run_dir / "connect" / "worker.properties"
 
     def prepare(self) -> None:
-        self.properties.parent.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text(self.worker_properties())
+        write_private(self.properties, self.worker_properties())
         secret_files.connector_secrets(self.settings)
 
     def worker_properties(self) -> str:
+        """Connect's config. It holds the `connect` user's password, for the worker's own clients
+        and those it makes for connectors (`producer.`: sink DLQs; `consumer.`: sink tasks;
+        `admin.`): a file only its owner reads."""
+        access = service_access(self.settings, "connect")
         return "\n".join([
             f"bootstrap.servers={self.settings.bootstrap_servers}",
-            "group.id=notipipe-connect",
+            *access.java_properties(),
+            *(line for prefix in ("producer.", "consumer.", "admin.")
+              for line in access.java_properties(prefix)),
+            "producer.acks=all",
+            "producer.enable.idempotence=true",
+            f"group.id={CONNECT_GROUP}",
             "key.converter=org.apache.kafka.connect.storage.StringConverter",
             "value.converter=org.apache.kafka.connect.json.JsonConverter",
             "value.converter.schemas.enable=false",
-            "config.storage.topic=_connect-configs",
-            "offset.storage.topic=_connect-offsets",
-            "status.storage.topic=_connect-status",
+            f"config.storage.topic={CONNECT_INTERNAL_TOPICS[0]}",
+            f"offset.storage.topic={CONNECT_INTERNAL_TOPICS[1]}",
+            f"status.storage.topic={CONNECT_INTERNAL_TOPICS[2]}",
             "config.storage.replication.factor=1",
             "offset.storage.replication.factor=1",
             "status.storage.replication.factor=1",
@@ -528,7 +592,10 @@ class Worker(Component):
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)
-        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        # This stack's Kafka and registry unless the environment names others.
+        return {"NOTIPIPE_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+                "NOTIPIPE_REGISTRY_URL": self.settings.registry_url, **os.environ,
+                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
     def healthy(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/counters")

@@ -19,7 +19,9 @@ from stack.connectors_setup import (
     register_connectors,
     restart_connector,
 )
+from stack.kafka_access import stack_access
 from stack.settings import ConfigError, StackSettings
+from streams.connection.kafka import KafkaConfigError
 from streams.contracts.topics import SINK_FAMILIES, Topics
 
 ERROR_HEADER_PREFIX = "__connect.errors."
@@ -123,10 +125,11 @@ def replay_dlq(settings: StackSettings, dlq_topic: str, connector: str | None = 
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
     group = f"notipipe-dlq-replay.{dlq_topic}"
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group,
+    ops = stack_access(settings, "ops")  # operators read the DLQs and write back to the origin
+    consumer = Consumer({**ops.confluent_config(), "group.id": group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "enable.partition.eof": True})
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    producer = Producer(ops.producer_config())
     replayed: list[DeadLetter] = []
     try:
         metadata = consumer.list_topics(dlq_topic, timeout=10).topics.get(dlq_topic)
@@ -231,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "restart":
             return cmd_restart(settings, args.names, args.all_tasks)
         return cmd_replay(settings, args.sink, args.connector, args.limit, args.dry_run)
-    except (ConfigError, ConnectorError) as exc:
+    except (ConfigError, ConnectorError, KafkaConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except urllib.error.URLError as exc:

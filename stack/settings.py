@@ -40,6 +40,8 @@ class StackSettings:
     topic_prefix: str = env("TOPIC_PREFIX", "", "Prefix of every pipeline topic", text())
     start_timeout_s: int = env("START_TIMEOUT_S", 180, "How long `stack up` waits for each "
                                "component", whole(5, 3600))
+    app_id: str = env("APP_ID", "notipipe-router", "The workers' app id: the stack's ACLs cover "
+                      "the topics and groups it prefixes", text())
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
     bootstrap_override: str = env("BOOTSTRAP_SERVERS", "", "Kafka brokers the stack did not "
                                   "start (unset: the local one)", text())

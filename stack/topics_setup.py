@@ -1,4 +1,4 @@
-"""Create the pipeline topics; running it again changes nothing."""
+"""Create the pipeline topics and the sinks' dead-letter topics; running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from stack.kafka_access import stack_access
 from stack.settings import StackSettings
 from streams.contracts.topics import Topics, TopicSpec
 
@@ -23,7 +24,7 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
 
 def ensure_topics(settings: StackSettings, echo=print) -> list[str]:
     """Create missing topics; grow partitions where fewer than configured. Returns what changed."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(stack_access(settings, "admin").confluent_config())
     existing = admin.list_topics(timeout=10).topics
     specs = Topics(settings.topic_prefix).specs()
     missing = [spec for spec in specs if spec.name not in existing]
@@ -51,7 +52,7 @@ def delete_topics_containing(stack: StackSettings, marker: str) -> list[str]:
     """Delete every topic whose name contains ``marker``: a prefix of a benchmark run or a test
     pipeline names its pipeline topics, and the worker's changelog and ticks topics too (the
     app id carries it). Left behind, they grow the metadata every client refreshes."""
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin = AdminClient(stack_access(stack, "admin").confluent_config())
     names = [t for t in admin.list_topics(timeout=15).topics if marker in t]
     if names:
         for future in admin.delete_topics(names, operation_timeout=30).values():

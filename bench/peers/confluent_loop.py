@@ -1,6 +1,6 @@
 """Peer (a): the same rules as a plain confluent-kafka loop with rocksdict state.
 
-consume a batch → decode → route (streams.routing, the project's pure rules) → produce deliveries
+consume a batch → decode → route (streams.core.routing, the project's pure rules) → produce deliveries
 through librdkafka → write the batch's changed state once per key to RocksDB and to a compacted
 changelog topic → commit offsets after the producer has flushed (at-least-once). Due holds are
 flushed from an in-memory due index every tick. On assignment a partition's state is restored
@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams.connection.kafka import kafka_access
 from streams.contracts.avro_codec import DecodeError
 from streams.contracts.delivery_avro import DeliveryEncoder
 from streams.contracts.pipeline_codec import pipeline_codec
@@ -69,7 +70,7 @@ class Loop:
         self.assigned: set[int] = set()
         self.producer = Producer(
             {
-                "bootstrap.servers": ws.bootstrap_servers,
+                **kafka_access("worker", ws.bootstrap_servers).confluent_config(),
                 "partitioner": "murmur2_random",
                 "linger.ms": 5,
                 "acks": "all",
@@ -80,7 +81,7 @@ class Loop:
         )
         self.consumer = Consumer(
             {
-                "bootstrap.servers": ws.bootstrap_servers,
+                **kafka_access("worker", ws.bootstrap_servers).confluent_config(),
                 "group.id": ws.app_id,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
@@ -93,7 +94,7 @@ class Loop:
         self.running = True
 
     def _create_changelog(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self.ws.bootstrap_servers})
+        admin = AdminClient(kafka_access("worker", self.ws.bootstrap_servers).confluent_config())
         parts = len(admin.list_topics(self.events, timeout=15).topics[self.events].partitions)
         self.partitions = parts
         fut = admin.create_topics(
@@ -130,7 +131,7 @@ class Loop:
     def _restore(self, partitions: list[int]) -> None:
         restorer = Consumer(
             {
-                "bootstrap.servers": self.ws.bootstrap_servers,
+                **kafka_access("worker", self.ws.bootstrap_servers).confluent_config(),
                 "group.id": "unused",
                 "enable.auto.commit": False,
             }

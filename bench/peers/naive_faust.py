@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streams.connection.kafka import kafka_access
 from streams.contracts.avro_codec import DecodeError
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.schemas import subject_for
@@ -34,7 +35,8 @@ def now_ms() -> int:
 
 def build(ws: WorkerSettings, rs: RouterSettings) -> faust.App:
     topics = ws.topics
-    topology = discover_topology({"bootstrap.servers": ws.bootstrap_servers}, topics, ws.app_id)
+    topology = discover_topology(kafka_access("worker", ws.bootstrap_servers).confluent_config(),
+                                 topics, ws.app_id)
     events_name, prefs_name, ticks_name = topics.events, topics.preferences, topology.ticks
     partitions = topology.partitions
     codec = pipeline_codec(SchemaRegistryClient({"url": ws.registry_url}), topics)
@@ -42,7 +44,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> faust.App:
 
     app = faust.App(
         ws.app_id,
-        broker=f"kafka://{ws.bootstrap_servers}",
+        **kafka_access("worker", ws.bootstrap_servers).faust_app_kwargs(),
         store="rocksdb://",
         datadir=str(ws.data_dir),
         web_port=ws.web_port,

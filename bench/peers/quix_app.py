@@ -25,9 +25,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import Serializer
 
+from streams.connection.kafka import kafka_access
 from streams.contracts.avro_codec import DecodeError
 from streams.contracts.delivery_avro import DeliveryEncoder
 from streams.contracts.pipeline_codec import pipeline_codec
@@ -84,12 +86,13 @@ class TickScheduler(threading.Thread):
 
 def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     topics = ws.topics
+    kafka = kafka_access("worker", ws.bootstrap_servers)
     events_name, prefs_name, ticks_name = topics.events, topics.preferences, topics.ticks(ws.app_id)
     codec = pipeline_codec(SchemaRegistryClient({"url": ws.registry_url}), topics)
     out_subject = {ch: subject_for(topic) for ch, topic in topics.all_deliveries().items()}
 
     app = Application(
-        broker_address=ws.bootstrap_servers,
+        broker_address=ConnectionConfig.from_librdkafka_dict(kafka.confluent_config(), ignore_extras=True),
         consumer_group=ws.app_id,
         auto_offset_reset="earliest",
         commit_interval=1.0,
@@ -104,7 +107,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     events = app.topic(events_name, **raw)
     prefs = app.topic(prefs_name, **raw)
     # The ticks topic must be co-partitioned with events: same partition count.
-    admin = AdminClient({"bootstrap.servers": ws.bootstrap_servers})
+    admin = AdminClient(kafka.confluent_config())
     partitions = len(admin.list_topics(events_name, timeout=15).topics[events_name].partitions)
     ticks = app.topic(ticks_name, **raw, config=TopicConfig(num_partitions=partitions, replication_factor=1))
     out = {
@@ -113,7 +116,7 @@ def build(ws: WorkerSettings, rs: RouterSettings) -> Application:
     }
 
     tick_producer = Producer(
-        {"bootstrap.servers": ws.bootstrap_servers, "partitioner": "murmur2_random", "linger.ms": 5}
+        {**kafka.confluent_config(), "partitioner": "murmur2_random", "linger.ms": 5}
     )
     scheduler = TickScheduler(tick_producer, ticks_name, ws.tick_interval_s)
 

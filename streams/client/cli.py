@@ -7,6 +7,7 @@ import json
 import sys
 
 from streams.client.sdk import ClientSettings, NotificationClient, now_ms, tail_deliveries
+from streams.connection.kafka import KafkaAccessError, kafka_access
 from streams.core.model import Channel, ChannelPreference, DeliveryMode, Preferences, Priority, QuietHours
 from streams.core.routing.validation import InvalidRecord
 
@@ -33,8 +34,14 @@ def _pair(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _producer_client() -> NotificationClient:
+    settings = ClientSettings.from_env()
+    kafka_access("producer", settings.bootstrap_servers).verify()  # a refusal says why, at once
+    return NotificationClient(settings)
+
+
 def cmd_send(args: argparse.Namespace) -> int:
-    client = NotificationClient(ClientSettings.from_env())
+    client = _producer_client()
     expires = now_ms() + int(args.expires_in * 1000) if args.expires_in is not None else None
     ids = []
     for _ in range(args.count):
@@ -71,7 +78,7 @@ def cmd_prefs_set(args: argparse.Namespace) -> int:
     prefs = Preferences(user_id=args.user, channels=channels, muted_categories=frozenset(args.mute),
                         muted_by_channel=muted_by_channel, category_modes=modes,
                         quiet_hours=args.quiet, timezone=args.tz, updated_at=now_ms())
-    client = NotificationClient(ClientSettings.from_env())
+    client = _producer_client()
     client.set_preferences(prefs)
     client.flush()
     print(json.dumps(prefs.to_avro()))
@@ -79,7 +86,7 @@ def cmd_prefs_set(args: argparse.Namespace) -> int:
 
 
 def cmd_prefs_reset(args: argparse.Namespace) -> int:
-    client = NotificationClient(ClientSettings.from_env())
+    client = _producer_client()
     client.reset_preferences(args.user)
     client.flush()
     print(f"preferences of {args.user} reset to defaults")
@@ -88,7 +95,9 @@ def cmd_prefs_reset(args: argparse.Namespace) -> int:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     shown = 0
-    for delivery in tail_deliveries(ClientSettings.from_env(), args.channel,
+    settings = ClientSettings.from_env()
+    kafka_access("ops", settings.bootstrap_servers).verify()
+    for delivery in tail_deliveries(settings, args.channel,
                                     from_beginning=args.from_beginning, timeout_s=args.timeout):
         if args.user and delivery.user_id != args.user:
             continue
@@ -107,7 +116,7 @@ def run_guarded(handler):  # noqa: ANN001, ANN202 - wraps the handlers below
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (InvalidRecord, ValueError) as exc:
+        except (InvalidRecord, ValueError, KafkaAccessError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return run

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.connection.endpoints import Endpoints
+from streams.connection.kafka import kafka_access
 from streams.connection.produce import produce
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.schemas import subject_for
@@ -53,7 +54,7 @@ class NotificationClient:
         self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self._errors: list[str] = []
         self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            **kafka_access("producer", settings.bootstrap_servers).producer_config(),
             "partitioner": "murmur2_random",  # the partitioner Java clients and aiokafka use
             "enable.idempotence": True,
             "linger.ms": 5,

@@ -71,4 +71,7 @@ class Topics:
               for topic in self.all_deliveries().values()),
             TopicSpec(self.dlq, "dead_letter.avsc", retention_ms=4 * WEEK_MS),
             TopicSpec(self.receipts, "delivery_status.avsc", retention_ms=WEEK_MS),
+            # Made by `stack up`, not by Connect, so Connect's principal needs no right to create.
+            *(TopicSpec(self.sink_dlq(family), None, retention_ms=4 * WEEK_MS)
+              for family in SINK_FAMILIES),
         ]

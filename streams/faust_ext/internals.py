@@ -96,6 +96,8 @@ INTERNALS = (
              "awaits app.producer.flush() before committing: the worker's producer is flushed "
              "there, so no offset passes an unacknowledged delivery", "1a69799041188441",
              ("await self.app.producer.flush()",)),
+    Internal(DRIVER, "Producer._settings_extra", "producer.py",
+             "overridden: acks=all and idempotence outside transactions too", "a4c7bc41b6382223"),
     Internal("faust.tables.base", "Collection.send_changelog", "changelog_table.py",
              "overridden: the users changelog goes out through librdkafka", "3dd3884e1b5fc0e1"),
     Internal(ROCKSDB, "Store._db_for_partition", "changelog_table.py, rocksdb_memory.py",

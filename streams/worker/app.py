@@ -24,6 +24,7 @@ from typing import Any
 import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streams.connection.kafka import KafkaAccess
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.core.clock import Clock
 from streams.core.settings import RouterSettings
@@ -32,7 +33,7 @@ from streams.faust_ext.commit_hook import flush_before_commits
 from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
 from streams.faust_ext.raw_schema import RawSchema
 from streams.faust_ext.rocksdb_memory import RocksDBMemory, SharedMemoryTable
-from streams.faust_ext.transport import use_lean_consumer
+from streams.faust_ext.transport import use_worker_transport
 from streams.worker.agents import Agents
 from streams.worker.dead_letters import DeadLetters
 from streams.worker.delivery_producer import DeliveryProducer
@@ -50,10 +51,10 @@ from streams.worker.web import add_pages
 ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024**2, "max_write_buffer_number": 2}
 
 
-def faust_app(settings: WorkerSettings, topology: Topology) -> faust.App:
+def faust_app(settings: WorkerSettings, topology: Topology, kafka: KafkaAccess) -> faust.App:
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.bootstrap_servers}",
+        **kafka.faust_app_kwargs(),  # the brokers, and SASL_SSL with the worker's credentials
         store="rocksdb://",
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
@@ -81,16 +82,15 @@ class Worker:
     clients connect when the app starts)."""
 
     def __init__(self, settings: WorkerSettings, rules: RouterSettings, clock: Clock,
-                 topology: Topology) -> None:
+                 topology: Topology, kafka: KafkaAccess) -> None:
         topics = topology.topics
         self._events_topic = topics.events
-        kafka = {"bootstrap.servers": settings.bootstrap_servers}
-        self.app = app = faust_app(settings, topology)
-        use_lean_consumer(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        self.app = app = faust_app(settings, topology, kafka)
+        use_worker_transport(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
         self.metrics = metrics = PipelineMetrics()
         self.codec = codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self.deliveries = deliveries = DeliveryProducer(
-            settings.bootstrap_servers, codec, topics.all_deliveries(), client_id=settings.app_id,
+            kafka.producer_config(), codec, topics.all_deliveries(), client_id=settings.app_id,
             linger_ms=settings.delivery_linger_ms)
         self.rocksdb_memory = RocksDBMemory(settings.rocksdb_memory_mb * 1024**2)
         self.users, self.preferences = self._tables(topology)
@@ -103,7 +103,7 @@ class Worker:
         def generation() -> int:
             return app.consumer_generation_id
 
-        gate = ReplayGate(kafka_replay_probe(kafka, settings.app_id, topics.events))
+        gate = ReplayGate(kafka_replay_probe(kafka.confluent_config(), settings.app_id, topics.events))
         dlq_topic = app.topic(topics.dlq, schema=RawSchema())
         dead_letters = DeadLetters(codec, topics.dlq, self._sender(dlq_topic), clock, metrics)
         self.router = EventRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,

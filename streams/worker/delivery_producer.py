@@ -66,7 +66,7 @@ class AckTracker:
 class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
-    def __init__(self, bootstrap_servers: str, codec: AvroCodec, topics: Mapping[str, str],
+    def __init__(self, kafka_config: Mapping[str, Any], codec: AvroCodec, topics: Mapping[str, str],
                  client_id: str = "notipipe", linger_ms: int = DELIVERY_LINGER_MS) -> None:
         self._topics = topics  # channel -> topic
         self._linger_s = linger_ms / 1000
@@ -74,7 +74,7 @@ class DeliveryProducer:
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
         config = {
-            "bootstrap.servers": bootstrap_servers,
+            **kafka_config,  # servers, security and credentials, acks=all (streams/connection)
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
             "partitioner": "murmur2_random",
             "enable.idempotence": True,

@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 
+from streams.connection.kafka import KafkaAccessError, KafkaConfigError, kafka_access
 from streams.core.clock import Clock, SystemClock
 from streams.core.config import ConfigError
 from streams.core.settings import RouterSettings
@@ -32,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
         verify_installed()
         settings = WorkerSettings.from_env()
         rules = RouterSettings.from_env()
-        topology = discover_topology({"bootstrap.servers": settings.bootstrap_servers},
-                                     settings.topics, settings.app_id)
-    except (ConfigError, TopologyError, IncompatibleFramework) as exc:
+        kafka = kafka_access("worker", settings.bootstrap_servers)
+        kafka.verify()  # a refusal says why, at once
+        topology = discover_topology(kafka.confluent_config(), settings.topics, settings.app_id)
+    except (ConfigError, KafkaConfigError, KafkaAccessError, TopologyError, IncompatibleFramework) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     # ones (Faust, aiokafka, caches): collect the young generation less often.
     gc.set_threshold(50_000, 20, 20)
     clock: Clock = FileClock(settings.clock_file) if settings.clock_file else SystemClock()
-    worker = Worker(settings, rules, clock, topology)
+    worker = Worker(settings, rules, clock, topology, kafka)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()

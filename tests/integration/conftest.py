@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 
+from stack.acls_setup import remove_pipeline_acls
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
+from tests.integration.kafka_clients import admin_config, allowed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,15 +37,16 @@ def stack_up(settings: StackSettings) -> None:
 
 @pytest.fixture(scope="session")
 def admin(settings: StackSettings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(admin_config(settings))
 
 
 @pytest.fixture
 def fresh_topic(admin: AdminClient) -> Iterator[str]:
-    """A topic of this test's own, deleted afterwards."""
+    """A topic of this test's own that Kafka Connect may read, deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:10]}"
     admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result(30)
-    yield name
+    with allowed(admin, "connect", AclOperation.READ, name):
+        yield name
     admin.delete_topics([name])[name].result(30)
 
 
@@ -64,6 +67,7 @@ def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFacto
     # Its topics, changelogs and ticks topic: a developer's stack would otherwise collect
     # thousands, and every client's metadata refresh (and garbage collection) grows with them.
     delete_topics_containing(settings, env.prefix.rstrip("."))
+    remove_pipeline_acls(env.stack)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from stack.acls_setup import ensure_acls
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
@@ -31,6 +32,7 @@ from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.topics import Topics
 from streams.core.model import Delivery
 from streams.worker.clock_file import write_clock_file
+from tests.integration.kafka_clients import admin_config
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,10 @@ class PipelineEnv:
 
 def make_pipeline_env(stack: StackSettings, tmp: Path, router_env: dict[str, str]) -> PipelineEnv:
     prefix = f"it{uuid.uuid4().hex[:8]}."
-    scoped = replace(stack, topic_prefix=prefix, partitions=4)
+    # Its own topics, and ACLs for them and its workers' app id (the principals' rights as in
+    # production, per prefix).
+    scoped = replace(stack, topic_prefix=prefix, partitions=4, app_id=f"{prefix}router")
+    ensure_acls(scoped, echo=lambda _: None)
     ensure_topics(scoped, echo=lambda _: None)
     register_schemas(scoped)
     return PipelineEnv(scoped, prefix, tmp / "clock.json", tmp / "worker-data", router_env)
@@ -104,7 +109,7 @@ class WorkerProcess:
             "NOTIPIPE_BOOTSTRAP_SERVERS": self.env.stack.bootstrap_servers,
             "NOTIPIPE_REGISTRY_URL": self.env.stack.registry_url,
             "NOTIPIPE_TOPIC_PREFIX": self.env.prefix,
-            "NOTIPIPE_APP_ID": f"{self.env.prefix}router",
+            "NOTIPIPE_APP_ID": self.env.stack.app_id,
             "NOTIPIPE_WEB_PORT": str(self.web_port),
             "NOTIPIPE_DATA_DIR": str(self.data_dir),
             "NOTIPIPE_CLOCK_FILE": str(self.env.clock_file),
@@ -179,7 +184,7 @@ class Watcher:
         self.dead_letters: list[tuple[dict, dict[str, bytes]]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+        self._consumer = Consumer({**admin_config(env.stack),
                                    "group.id": f"watch-{uuid.uuid4().hex}",
                                    "auto.offset.reset": "earliest", "enable.auto.commit": False})
         self._consumer.subscribe([*self.topics, self.dlq_topic])

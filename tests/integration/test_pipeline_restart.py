@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
 from streams.client.sdk import NotificationClient, now_ms
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import (
     PipelineEnv,
     Watcher,
@@ -64,7 +65,7 @@ def worker(pipeline_env: PipelineEnv, client: NotificationClient,
 
 def _all_committed(env: PipelineEnv) -> bool:
     """Has the router group committed everything on the events topic?"""
-    consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+    consumer = Consumer({**admin_config(env.stack),
                          "group.id": f"{env.prefix}router", "enable.auto.commit": False})
     try:
         topic = f"{env.prefix}notifications.events"

@@ -27,8 +27,9 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 
+from stack.acls_setup import ensure_acls, remove_pipeline_acls
 from stack.components import Connect
 from stack.connectors_cli import replay_dlq
 from stack.connectors_setup import apply_connector, connector_status, delete_connector, load_connectors
@@ -39,6 +40,7 @@ from stack.topics_setup import ensure_topics
 from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.topics import Topics
 from streams.core.model import Channel, Delivery, DeliveryKind, DigestItem, Priority
+from tests.integration.kafka_clients import admin_config, allowed
 from tests.waiting import wait_for
 
 RUN = uuid.uuid4().hex[:8]
@@ -94,6 +96,7 @@ def _tasks_running(settings: StackSettings, names: list[str]) -> bool:
 @pytest.fixture(scope="module")
 def sinks(settings: StackSettings, admin: AdminClient) -> Iterator[Sinks]:
     scoped = replace(settings, topic_prefix=PREFIX, partitions=4)
+    ensure_acls(scoped, echo=lambda _: None)  # Connect reads and dead-letters this prefix's topics
     ensure_topics(scoped, echo=lambda _: None)
     register_schemas(scoped)
     codec = AvroCodec(registry_client(scoped))
@@ -106,7 +109,7 @@ def sinks(settings: StackSettings, admin: AdminClient) -> Iterator[Sinks]:
             names[name] = f"{PREFIX}{name}"
             apply_connector(settings, names[name], config)
         wait_for(lambda: _tasks_running(settings, list(names.values())), 120, "the test connectors to run")
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+        producer = Producer(admin_config(settings))
         yield Sinks(settings, scoped, names, codec, producer)
     finally:
         for name in names.values():
@@ -118,6 +121,7 @@ def sinks(settings: StackSettings, admin: AdminClient) -> Iterator[Sinks]:
         if topics:
             for future in admin.delete_topics(topics).values():
                 future.result(30)
+        remove_pipeline_acls(scoped)
         groups = [f"connect-{name}" for name in names.values()]
         if groups:
             for future in admin.delete_consumer_groups(groups).values():
@@ -211,7 +215,7 @@ def wait_rows(pg: psycopg.Connection, table: str, columns: tuple[str, ...], ids:
 
 def consume_until(settings: StackSettings, topic: str, done: Callable[[list[Any]], bool],
                   timeout_s: float = 60) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+    consumer = Consumer({**admin_config(settings),
                          "group.id": f"test-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
@@ -381,24 +385,25 @@ def test_without_a_dlq_a_rejected_record_fails_the_task_and_status_shows_why(sin
     bad = delivery(Channel.SMS, "u", 0, tag)
     stub(sinks.settings, "POST", "/faults", {"channel": "sms", "mode": "reject", "status": 400,
                                              "match": bad.delivery_id, "times": 1})
-    apply_connector(sinks.settings, connector, broken)
-    try:
-        value = sinks.codec.encode(f"{sinks.topic(Channel.SMS)}-value", bad.to_avro())
-        sinks.producer.produce(topic, key=bad.user_id.encode(), value=value)
-        sinks.producer.flush(30)
+    with allowed(admin, "connect", AclOperation.READ, topic):  # the test's own topic
+        apply_connector(sinks.settings, connector, broken)
+        try:
+            value = sinks.codec.encode(f"{sinks.topic(Channel.SMS)}-value", bad.to_avro())
+            sinks.producer.produce(topic, key=bad.user_id.encode(), value=value)
+            sinks.producer.flush(30)
 
-        def task_failed() -> bool:
-            return any(row["name"] == connector and any(t["state"] == "FAILED" for t in row["tasks"])
-                       for row in connector_status(sinks.settings))
-        wait_for(task_failed, ARRIVAL_S, f"{connector}'s task to fail")
-        result = subprocess.run([sys.executable, "-m", "stack.connectors_cli", "status", connector],
-                                capture_output=True, text=True)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "FAILED" in result.stdout
-        assert "no dead-letter queue is configured" in result.stdout
-        assert "answered 400" in result.stdout
-    finally:
-        delete_connector(sinks.settings, connector)
+            def task_failed() -> bool:
+                return any(row["name"] == connector and any(t["state"] == "FAILED" for t in row["tasks"])
+                           for row in connector_status(sinks.settings))
+            wait_for(task_failed, ARRIVAL_S, f"{connector}'s task to fail")
+            result = subprocess.run([sys.executable, "-m", "stack.connectors_cli", "status", connector],
+                                    capture_output=True, text=True)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "FAILED" in result.stdout
+            assert "no dead-letter queue is configured" in result.stdout
+            assert "answered 400" in result.stdout
+        finally:
+            delete_connector(sinks.settings, connector)
 
 
 def test_connect_restarted_mid_stream_loses_nothing(sinks: Sinks, settings: StackSettings, pg) -> None:

@@ -23,6 +23,7 @@ from stack.process import read_pid, stop
 from stack.schemas_setup import registry_client
 from stack.settings import StackSettings
 from streams.connection import postgres
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import free_port
 from tests.waiting import wait_for
 
@@ -39,7 +40,7 @@ def _registry(settings: StackSettings) -> SchemaRegistryClient:
 
 def _produce(settings: StackSettings, topic: str, records: list[dict], schema: dict) -> None:
     serializer = AvroSerializer(_registry(settings), json.dumps(schema))
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = Producer(admin_config(settings))
     for record in records:
         producer.produce(topic, key=record["id"].encode(),
                          value=serializer(record, SerializationContext(topic, MessageField.VALUE)))
@@ -47,7 +48,7 @@ def _produce(settings: StackSettings, topic: str, records: list[dict], schema: d
 
 
 def _consume(settings: StackSettings, topic: str, count: int) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+    consumer = Consumer({**admin_config(settings),
                          "group.id": f"test-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     values: list[bytes] = []

@@ -11,6 +11,7 @@ from test_avro_codec import FakeRegistry
 from unit_helpers import T0
 
 import streams.worker.app
+from streams.connection.kafka import KafkaAccess
 from streams.contracts.topics import Topics
 from streams.core.clock import ManualClock
 from streams.core.settings import RouterSettings
@@ -36,4 +37,5 @@ def offline_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Worker:
                                         "NOTIPIPE_BOOTSTRAP_SERVERS": NO_BROKER})
     topics = Topics(settings.topic_prefix)
     topology = Topology(topics, topics.ticks(settings.app_id), PARTITIONS)
-    return Worker(settings, RouterSettings(), ManualClock(T0), topology)
+    return Worker(settings, RouterSettings(), ManualClock(T0), topology,
+                  KafkaAccess(NO_BROKER, security_protocol="PLAINTEXT"))

@@ -21,7 +21,7 @@ NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there on a test m
 
 def _producer() -> DeliveryProducer:
     codec = AvroCodec(FakeRegistry(), {"deliveries.email-value": schema_text("delivery")})
-    producer = DeliveryProducer(NO_BROKER, codec, {"email": "deliveries.email"})
+    producer = DeliveryProducer({"bootstrap.servers": NO_BROKER}, codec, {"email": "deliveries.email"})
     producer.flush_timeout_s = 0.3
     return producer
 

@@ -12,6 +12,7 @@ import pytest
 from test_avro_codec import FakeRegistry
 from unit_helpers import event, go
 
+from streams.connection.kafka import KafkaAccess
 from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.schemas import load_schema, subject_for
@@ -45,7 +46,8 @@ def worker(tmp_path: Path):
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     built = Worker(settings, RouterSettings(), ManualClock(NOW),
-                   Topology(TOPICS, TOPICS.ticks(settings.app_id), partitions=4))
+                   Topology(TOPICS, TOPICS.ticks(settings.app_id), partitions=4),
+                   KafkaAccess(NO_BROKER, security_protocol="PLAINTEXT"))
     yield built
     loop.close()
     asyncio.set_event_loop(None)

@@ -63,3 +63,9 @@ def test_the_worker_consumer_holds_records_in_a_rebalance_and_reads_fresh_partit
 
     asyncio.run(scenario())
 
+
+
+def test_the_worker_faust_producer_writes_with_acks_all_and_idempotence(pipeline: Worker) -> None:
+    """Its DLQ records, ticks and preferences changelog: a retried batch is not written twice."""
+    settings = pipeline.app.producer._settings_extra()
+    assert (settings["acks"], settings["enable_idempotence"]) == ("all", True)
