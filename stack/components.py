@@ -305,12 +305,14 @@ class Registry(Component):
                 # Writes need a user with a role (stack/secret_files.py); reads stay anonymous: the
                 # worker, the SDK and Connect's Avro converter only look schemas up.
                 "-Dquarkus.http.auth.basic=true",
-                f"-Dquarkus.config.locations={secret_files.registry_users(self.settings).as_uri()}",
+                # Two private files: the users (with their roles) and the kafkasql clients' login.
+                "-Dquarkus.config.locations=" + ",".join(
+                    path.as_uri() for path in (secret_files.registry_users(self.settings),
+                                               self.kafka_config)),
                 "-Dapicurio.auth.role-based-authorization=true",
                 "-Dapicurio.auth.role-source=token",
                 "-Dapicurio.auth.anonymous-read-access.enabled=true",
                 "-Dapicurio.storage.kind=kafkasql",
-                f"-Dquarkus.config.locations={self.kafka_config}",
                 f"-Dapicurio.storage.snapshot.location={self.settings.data_dir / 'registry'}",
                 # Keep the Confluent API's ids equal to Apicurio content ids (what the converter reads).
                 "-Dapicurio.ccompat.legacy-id-mode.enabled=false",
@@ -324,7 +326,7 @@ class Registry(Component):
         write_private(self.kafka_config, self.kafka_properties())
 
     def config_files(self) -> list[Path]:
-        return [secret_files.registry_users(self.settings)]
+        return [secret_files.registry_users(self.settings), self.kafka_config]
 
     def healthy(self) -> bool:
         base = f"http://127.0.0.1:{self.port}"
