@@ -125,7 +125,8 @@ class DeliveryReader:
         topics = settings.topics
         self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self.consumer = Consumer({
-            "bootstrap.servers": settings.bootstrap_servers,
+            # The operators' principal: it may read the delivery topics (docs/security.md).
+            **kafka_access("ops", settings.bootstrap_servers).confluent_config(),
             "group.id": group_id or f"notipipe-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,

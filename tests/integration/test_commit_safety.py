@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from streams.client.sdk import DeliveryReader, NotificationClient, now_ms
 from streams.contracts.schemas import subject_for
 from streams.core.model import Channel, Event
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess, wait_until_routing
 from tests.waiting import wait_for
 
@@ -32,7 +33,7 @@ ROUTER_ENV = {"NOTIPIPE_DEFAULT_CHANNELS": "in_app"}
 @contextmanager
 def topic_config(env: PipelineEnv, topic: str, name: str, value: str) -> Iterator[None]:
     """Set one config of a topic for the duration of the block (then delete the override)."""
-    admin = AdminClient({"bootstrap.servers": env.stack.bootstrap_servers})
+    admin = AdminClient(admin_config(env.stack))
 
     def alter(op: AlterConfigOpType) -> None:
         resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
@@ -50,7 +51,7 @@ def topic_config(env: PipelineEnv, topic: str, name: str, value: str) -> Iterato
 @contextmanager
 def topic_away(env: PipelineEnv, topic: str) -> Iterator[None]:
     """Delete a topic for the duration of the block, then create it again as it was."""
-    admin = AdminClient({"bootstrap.servers": env.stack.bootstrap_servers})
+    admin = AdminClient(admin_config(env.stack))
     partitions = len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
     admin.delete_topics([topic])[topic].result(30)
     wait_for(lambda: topic not in admin.list_topics(timeout=10).topics, 30, f"{topic} to be gone")
@@ -81,7 +82,7 @@ def send_one(env: PipelineEnv, client: NotificationClient, user: str) -> tuple[s
     event = Event(event_id=str(uuid.uuid4()), user_id=user, category="billing", occurred_at=now_ms(),
                   title="t", body="b", channels=(Channel.IN_APP,))
     value = client.codec.encode(subject_for(client.events_topic), event.to_avro())
-    producer = Producer({"bootstrap.servers": env.stack.bootstrap_servers,
+    producer = Producer({**admin_config(env.stack),
                          "partitioner": "murmur2_random", "enable.idempotence": True})
     written: list = []
     producer.produce(client.events_topic, key=user.encode(), value=value,
@@ -91,7 +92,7 @@ def send_one(env: PipelineEnv, client: NotificationClient, user: str) -> tuple[s
 
 
 def committed(env: PipelineEnv, partition: int) -> int:
-    consumer = Consumer({"bootstrap.servers": env.stack.bootstrap_servers,
+    consumer = Consumer({**admin_config(env.stack),
                          "group.id": f"{env.prefix}router", "enable.auto.commit": False})
     try:
         topic = f"{env.prefix}notifications.events"

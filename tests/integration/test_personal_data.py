@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from stack.connectors_setup import apply_connector, connector_status, delete_connector, load_connectors
@@ -45,6 +45,7 @@ from streams.core.model import (
     Preferences,
     Priority,
 )
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess
 from tests.waiting import wait_for
 
@@ -125,7 +126,7 @@ def stub_requests(settings: StackSettings, case: str) -> list[dict]:
 
 def dead_letters(settings: StackSettings, topic: str, key: str, timeout_s: float = ARRIVAL_S) -> list:
     """The records of `topic` whose key is `key`, waiting until there is one."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+    consumer = Consumer({**admin_config(settings),
                          "group.id": f"pii-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
@@ -203,8 +204,11 @@ def test_no_address_title_or_body_reaches_a_log(settings: StackSettings, pipelin
         kind=DeliveryKind.SINGLE, category="billing", priority=Priority.NORMAL,
         title=title("jdbc") + "\x00", body=body("jdbc"), event_ids=(f"pii-{RUN}-e",), item_count=1, items=(),
         digest_key=None, reason="immediate", created_at=now_ms(), first_occurred_at=now_ms())
-    client.send_raw(in_app_topic, user("jdbc"), codec.encode(f"{in_app_topic}-value", poison.to_avro()))
-    client.flush()
+    # Written as the stack's admin: no client principal may write a delivery topic.
+    writer = Producer(admin_config(settings))
+    writer.produce(in_app_topic, key=user("jdbc").encode(),
+                   value=codec.encode(f"{in_app_topic}-value", poison.to_avro()))
+    assert writer.flush(30) == 0
     jdbc_sinks = {f"{prefix}jdbc-inbox", f"{prefix}jdbc-delivery-log"}
 
     def jdbc_failed() -> list[str]:

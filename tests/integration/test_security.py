@@ -17,7 +17,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from psycopg.conninfo import make_conninfo
@@ -38,6 +38,7 @@ from streams.connection import postgres
 from streams.connection.credentials import BasicAuth
 from streams.contracts.avro_codec import AvroCodec
 from streams.core.model import Channel, Delivery, DeliveryKind, Priority
+from tests.integration.kafka_clients import admin_config, allowed
 from tests.waiting import wait_for
 
 RUN = uuid.uuid4().hex[:8]
@@ -226,7 +227,10 @@ def refusal_setup(settings: StackSettings, admin: AdminClient) -> Iterator[dict]
     secrets_file = secrets_dir(settings) / f"test-{RUN}.properties"
     connector = f"sec{RUN}-http-email"
     try:
-        yield {"topic": topic, "dlq": dlq, "secrets_file": secrets_file, "connector": connector}
+        # Connect reads the test's topic and dead-letters into its DLQ topic: its ACLs for them.
+        with allowed(admin, "connect", AclOperation.READ, topic), \
+                allowed(admin, "connect", AclOperation.WRITE, dlq):
+            yield {"topic": topic, "dlq": dlq, "secrets_file": secrets_file, "connector": connector}
     finally:
         delete_connector(settings, connector)
         secrets_file.unlink(missing_ok=True)
@@ -292,14 +296,14 @@ def make_delivery(delivery_id: str) -> Delivery:
 def produce(settings: StackSettings, topic: str, delivery: Delivery) -> None:
     codec = AvroCodec(registry_client(settings))
     codec.add_subject(f"{topic}-value", schema_text("delivery.avsc"))
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = Producer(admin_config(settings))
     producer.produce(topic, key=delivery.user_id.encode(),
                      value=codec.encode(f"{topic}-value", delivery.to_avro()))
     assert producer.flush(30) == 0
 
 
 def dlq_size(settings: StackSettings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"sec-{RUN}"})
+    consumer = Consumer({**admin_config(settings), "group.id": f"sec-{RUN}"})
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
         return high - low
