@@ -1,11 +1,10 @@
 """The event ids a user's state remembers for dedupe, kept as one string.
 
 A user's state is decoded, changed and re-encoded whole for every event, and the seen ids are most
-of it: 24 h of them by default. Held as a dict of ``[partition, offset, seen_at]`` lists they were
-five Python objects per id to build on every read, walk on every write (``orjson.dumps`` of them
-was memory-bound: 10 of 14 µs per state in capacity.md §1) and for the garbage collector to scan
-while cached. As one string they are one object: JSON copies it, a lookup is a substring search in
-C, an append is a copy.
+of it: 24 h of them by default. Held as a dict of ``[partition, offset, seen_at]`` lists they
+would be five Python objects per id to build on every read, walk on every write (serializing them
+took 10 of 14 µs per state) and for the garbage collector to scan while cached. As one string they
+are one object: JSON copies it, a lookup is a substring search in C, an append is a copy.
 
 Layout: entries in processing order, each ``" <id>,<partition>,<offset>,<seen_at_ms>"``. An id
 holding a space, a comma or ``%`` is percent-encoded, so an id never contains a separator and
