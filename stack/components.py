@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stack import artifacts
 from stack.artifacts import PrerequisiteError, check_java
+from stack.jmx_agent import jmx_agent_answers, jmx_agent_args
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
 from stack.settings import StackSettings
 
@@ -70,6 +71,9 @@ class Component:
     def env(self) -> dict[str, str] | None:
         return None
 
+    def stopped(self) -> None:
+        """Called by `stack down` once the process is gone."""
+
     def start(self) -> bool:
         """Start unless running; wait until healthy. True if it was started now."""
         if self.pid() is not None:
@@ -121,9 +125,10 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str) -> list[str]:
+def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *args: str,
+              agents: list[str] | None = None) -> list[str]:
     return [check_java(), "-Xms128m", f"-Xmx{heap}", "-XX:+UseG1GC",
-            f"-Dlog4j2.configurationFile={_log4j2_config(settings)}",
+            f"-Dlog4j2.configurationFile={_log4j2_config(settings)}", *(agents or []),
             "-cp", classpath, main, *args]
 
 
@@ -181,7 +186,16 @@ class Kafka(Component):
         return str(self.settings.dist_dir / "kafka" / "libs" / "*")
 
     def command(self) -> list[str]:
-        return _java_cmd(self.settings, "1g", self._classpath(), "kafka.Kafka", str(self.properties))
+        return _java_cmd(self.settings, "1g", self._classpath(), "kafka.Kafka", str(self.properties),
+                         agents=jmx_agent_args(self.settings, "kafka"))
+
+    def monitoring_note(self) -> str | None:
+        """Why the running broker exports no JMX metrics, if it does not."""
+        running = self.pid() is not None
+        if self.settings.monitoring and running and not jmx_agent_answers(self.settings, "kafka"):
+            return ("note: the running kafka was started without the JMX exporter agent (port "
+                    f"{self.settings.kafka_jmx_port}); `notipipe stack down && notipipe stack up` adds it")
+        return None
 
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -275,6 +289,8 @@ class Connect(Component):
         plugins = [name for name in changed_parts if name in artifacts.CONNECT_PLUGIN_PARTS]
         if plugins:
             return "its jars changed: " + ", ".join(plugins)
+        if self.settings.monitoring and not jmx_agent_answers(self.settings, "connect"):
+            return f"its JMX exporter agent does not answer on port {self.settings.connect_jmx_port}"
         try:
             if self.properties.read_text() != self.worker_properties():
                 return f"worker config {self.properties} changed"
@@ -284,7 +300,8 @@ class Connect(Component):
 
     def command(self) -> list[str]:
         return _java_cmd(self.settings, "1g", str(self.settings.dist_dir / "kafka" / "libs" / "*"),
-                         "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties))
+                         "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties),
+                         agents=jmx_agent_args(self.settings, "connect"))
 
     def healthy(self) -> bool:
         return http_ok(f"{self.settings.connect_url}/") and http_ok(
@@ -421,12 +438,29 @@ class Worker(Component):
     def healthy(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/counters")
 
+    def start(self) -> bool:
+        from monitoring.targets import list_worker
+
+        started = super().start()
+        # Listed for Prometheus while it runs; `stack down` de-lists it, a crash leaves it listed.
+        app_id = os.environ.get("NOTIPIPE_APP_ID") or "notipipe-router"
+        list_worker(self.settings, self.name, self.port, app_id)
+        return started
+
+    def stopped(self) -> None:
+        from monitoring.targets import delist_worker
+
+        delist_worker(self.settings, self.name)
+
 
 def all_components(settings: StackSettings, with_worker: bool = False) -> list[Component]:
     """In start order: each one's dependencies come before it. The worker is listed when asked
     for or when it runs, so `status` and `down` see it."""
+    from stack.monitoring_components import monitoring_components
+
     components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
-                                   ProviderStub(settings), Connect(settings)]
+                                   ProviderStub(settings), Connect(settings),
+                                   *monitoring_components(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)

@@ -12,6 +12,17 @@
 | NOTIPIPE_TOPIC_PREFIX | "" | prefix for every pipeline topic |
 | NOTIPIPE_POSTGRES_PASSWORD | notipipe | password of the `notipipe` database user |
 | NOTIPIPE_START_TIMEOUT_S | 180 | how long `stack up` waits for each component |
+| NOTIPIPE_PROMETHEUS_PORT | 9190 | Prometheus (HTTP API and UI) |
+| NOTIPIPE_ALERTMANAGER_PORT | 9193 | Alertmanager (HTTP API and UI) |
+| NOTIPIPE_LAG_EXPORTER_PORT | 9194 | consumer-lag exporter (klag-exporter) `/metrics` |
+| NOTIPIPE_KAFKA_JMX_PORT | 9404 | JMX exporter agent in the broker's JVM |
+| NOTIPIPE_CONNECT_JMX_PORT | 9405 | JMX exporter agent in Connect's JVM |
+| NOTIPIPE_POSTGRES_EXPORTER_PORT | 9187 | PostgreSQL exporter `/metrics` |
+| NOTIPIPE_DASHBOARD_PORT | 8095 | the live dashboard (`notipipe dashboard`) |
+| NOTIPIPE_MONITORING | 1 | `0`: `stack up` starts no monitoring part |
+
+Every monitoring part listens on 127.0.0.1 only. Scrape intervals, the lag exporter and the alert
+thresholds: `monitoring/settings.py`.
 
 `notipipe stack init` works against servers it did not start (docker-compose, a real cluster):
 NOTIPIPE_BOOTSTRAP_SERVERS, NOTIPIPE_REGISTRY_URL, NOTIPIPE_CONNECT_URL and NOTIPIPE_POSTGRES_DSN
@@ -58,6 +69,14 @@ class StackSettings:
     topic_prefix: str
     postgres_password: str
     start_timeout_s: int
+    prometheus_port: int = 9190
+    alertmanager_port: int = 9193
+    lag_exporter_port: int = 9194
+    kafka_jmx_port: int = 9404
+    connect_jmx_port: int = 9405
+    postgres_exporter_port: int = 9187
+    dashboard_port: int = 8095
+    monitoring: bool = True
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
     bootstrap_override: str = ""
     registry_override: str = ""
@@ -78,6 +97,14 @@ class StackSettings:
             topic_prefix=environ.get("NOTIPIPE_TOPIC_PREFIX", ""),
             postgres_password=environ.get("NOTIPIPE_POSTGRES_PASSWORD", "notipipe"),
             start_timeout_s=_int(environ, "NOTIPIPE_START_TIMEOUT_S", 180, 5, 3600),
+            prometheus_port=_int(environ, "NOTIPIPE_PROMETHEUS_PORT", 9190, 1024, 65535),
+            alertmanager_port=_int(environ, "NOTIPIPE_ALERTMANAGER_PORT", 9193, 1024, 65535),
+            lag_exporter_port=_int(environ, "NOTIPIPE_LAG_EXPORTER_PORT", 9194, 1024, 65535),
+            kafka_jmx_port=_int(environ, "NOTIPIPE_KAFKA_JMX_PORT", 9404, 1024, 65535),
+            connect_jmx_port=_int(environ, "NOTIPIPE_CONNECT_JMX_PORT", 9405, 1024, 65535),
+            postgres_exporter_port=_int(environ, "NOTIPIPE_POSTGRES_EXPORTER_PORT", 9187, 1024, 65535),
+            dashboard_port=_int(environ, "NOTIPIPE_DASHBOARD_PORT", 8095, 1024, 65535),
+            monitoring=_int(environ, "NOTIPIPE_MONITORING", 1, 0, 1) == 1,
             bootstrap_override=environ.get("NOTIPIPE_BOOTSTRAP_SERVERS", ""),
             registry_override=environ.get("NOTIPIPE_REGISTRY_URL", ""),
             connect_override=environ.get("NOTIPIPE_CONNECT_URL", ""),
@@ -108,6 +135,32 @@ class StackSettings:
     @property
     def log_dir(self) -> Path:
         return self.cache_dir / "logs"
+
+    @property
+    def tools_dir(self) -> Path:
+        """Binaries the project builds itself (`cargo install --root`): the lag exporter."""
+        return self.cache_dir / "tools"
+
+    @property
+    def monitoring_run_dir(self) -> Path:
+        """Generated monitoring configs, and the worker targets Prometheus discovers."""
+        return self.run_dir / "monitoring"
+
+    @property
+    def worker_targets_dir(self) -> Path:
+        return self.monitoring_run_dir / "targets" / "workers"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from bench import cli as bench_cli
+from monitoring import cli as monitoring_cli
 from stack import cli as stack_cli
 from stack import connectors_cli
 from streams import client_cli, demo, worker
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_cli.add_parsers(sub)
     demo.add_parser(sub)
     bench_cli.add_parser(sub)
+    monitoring_cli.add_parsers(sub)
     return parser
 
 
