@@ -77,9 +77,10 @@ def panels(s: MonitoringSettings) -> tuple[Panel, ...]:
                      "{{group}} {{topic}}[{{partition}}]"),)),
         Panel("drain", "Time to drain the router's lag", "stat", "s",
               "Lag divided by how much faster the router consumes than records arrive. No value: "
-              "no lag, or not draining (consuming no faster than producing).",
+              "no lag, or not draining (consuming less than 5 % faster than records arrive).",
               (Query(f"sum by (group, topic) ({router_lag}) / on (group, topic) "
-                     f"(({_input_consumption(s)} - on (topic) group_left {_input_production(s)}) > 0)",
+                     f"(({_input_consumption(s)} - on (topic) group_left {_input_production(s)})"
+                     f" > on (topic) group_left (0.05 * {_input_production(s)}))",
                      "{{group}} {{topic}}"),), width=8),
         Panel("outcomes", "Router events/s by outcome", "timeseries", "ops",
               "Events the router takes, and what became of them: deliveries sent, held (quiet hours, "

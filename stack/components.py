@@ -433,7 +433,11 @@ class Worker(Component):
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)
-        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        # This stack's broker and registry, unless given: the worker's own defaults are 9092/8081,
+        # another stack's when NOTIPIPE_KAFKA_PORT moved this one.
+        return {"NOTIPIPE_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+                "NOTIPIPE_REGISTRY_URL": self.settings.registry_url, **os.environ,
+                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
     def healthy(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/counters")

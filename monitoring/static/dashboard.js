@@ -121,16 +121,21 @@ function drawBars(body, panel, rows) {
   rows.sort((a, b) => b.value - a.value || a.name.localeCompare(b.name));
   const max = Math.max(...rows.map(r => r.value), 0) || 1;
   const grid = el("div", {class: "bars"});
-  for (const r of rows.slice(0, BARS_SHOWN)) {
+  // Partitions at zero are counted, not drawn: the eye goes to the ones with lag.
+  const zeros = rows.filter(r => r.value === 0).length;
+  const shown = rows.filter(r => r.value !== 0).slice(0, BARS_SHOWN);
+  for (const r of shown) {
     grid.append(el("div", {class: "label", title: r.name, text: r.name}),
                 el("div", {class: "track"}, el("div", {class: "fill", style: `width:${100 * r.value / max}%`})),
                 el("div", {class: "value", "data-series": r.name, "data-value": r.value, text: fmt(r.value, panel.unit)}));
   }
-  const parts = [rows.length ? grid : el("div", {class: "empty", text: "no data"})];
-  if (rows.length > BARS_SHOWN) {
-    const rest = rows.slice(BARS_SHOWN);
-    parts.push(el("div", {class: "more", text: `+${rest.length} more, up to ${fmt(rest[0].value, panel.unit)}`}));
-  }
+  const parts = [shown.length ? grid : el("div", {class: rows.length ? "all-clear" : "empty",
+                                                   text: rows.length ? "no lag" : "no data"})];
+  const hidden = rows.length - zeros - shown.length;
+  const notes = [];
+  if (hidden > 0) notes.push(`+${hidden} more, up to ${fmt(rows[shown.length].value, panel.unit)}`);
+  if (zeros > 0) notes.push(`${zeros} partition${zeros > 1 ? "s" : ""} at 0`);
+  if (notes.length) parts.push(el("div", {class: "more", "data-zeros": zeros, text: notes.join(" · ")}));
   body.replaceChildren(...parts);
 }
 
