@@ -16,8 +16,6 @@ import yaml
 from monitoring.settings import MonitoringSettings
 
 RUNBOOK = "docs/operations.md#{anchor}"
-ROUTER_DLQ_TOPICS = r".*notifications\.dlq"
-SINK_DLQ_TOPICS = r".*notifications\.sink-dlq\..+"
 GATEWAY_RESPONSES = "kafka_connect_http_sink_gateway_responses_total"
 
 
@@ -44,6 +42,18 @@ def _w(s: MonitoringSettings) -> str:
 
 def _num(value: float) -> str:
     return f"{value:g}"
+
+
+def _appended_per_second(topics_regex: str, threshold: float, s: MonitoringSettings) -> str:
+    """Records appended to the topics per second over the window, above `threshold`: the growth of
+    their end offsets, or, for a partition first seen within the window (a dead-letter topic
+    that Connect creates at its first error), all its records."""
+    offsets = f"kafka_partition_latest_offset{{topic=~{q(topics_regex)}}}"
+    # "First seen" only counts when the exporter already ran a window ago: a Prometheus started
+    # afresh sees every partition for the first time.
+    return (f"(sum by (topic) (rate({offsets}[{_w(s)}])) > {_num(threshold)})"
+            f" or (sum by (topic) ({offsets} unless {offsets} offset {_w(s)}) / {s.window_s}"
+            f" > {_num(threshold)} and on () (max(kafka_lag_exporter_up offset {_w(s)}) == 1))")
 
 
 @dataclass(frozen=True)
@@ -133,20 +143,20 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         "NotipipeDeadLetters", "ticket", True,
-        lambda s: (f"sum by (topic) (rate(kafka_partition_latest_offset{{topic=~{q(ROUTER_DLQ_TOPICS)}}}"
-                   f"[{_w(s)}])) > {_num(s.dlq_rate)}"),
+        lambda s: _appended_per_second(s.dlq_topics_regex, s.dlq_rate, s),
         "Events are dead-lettered to {{ $labels.topic }}",
         "The router dead-letters events it cannot decode or that break the contract.",
-        ("NOTIPIPE_ALERT_DLQ_RATE", "NOTIPIPE_ALERT_WINDOW_S", "NOTIPIPE_ALERT_FAST_FOR_S"),
+        ("NOTIPIPE_ALERT_DLQ_TOPICS", "NOTIPIPE_ALERT_DLQ_RATE", "NOTIPIPE_ALERT_WINDOW_S",
+         "NOTIPIPE_ALERT_FAST_FOR_S"),
     ),
     Alert(
         "NotipipeSinkDeadLetters", "page", True,
-        lambda s: (f"sum by (topic) (rate(kafka_partition_latest_offset{{topic=~{q(SINK_DLQ_TOPICS)}}}"
-                   f"[{_w(s)}])) > {_num(s.sink_dlq_rate)}"),
+        lambda s: _appended_per_second(s.sink_dlq_topics_regex, s.sink_dlq_rate, s),
         "Deliveries are dead-lettered to {{ $labels.topic }}",
         "A sink connector gave deliveries up: a gateway or the database refused them for good, or "
         "retries ran out. Those users were not notified.",
-        ("NOTIPIPE_ALERT_SINK_DLQ_RATE", "NOTIPIPE_ALERT_WINDOW_S", "NOTIPIPE_ALERT_FAST_FOR_S"),
+        ("NOTIPIPE_ALERT_SINK_DLQ_TOPICS", "NOTIPIPE_ALERT_SINK_DLQ_RATE", "NOTIPIPE_ALERT_WINDOW_S",
+         "NOTIPIPE_ALERT_FAST_FOR_S"),
     ),
     Alert(
         "NotipipeConnectorTaskFailed", "page", True,

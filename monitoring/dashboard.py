@@ -79,7 +79,10 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(prometheus_url: str, monitoring: MonitoringSettings) -> web.Application:
     app = web.Application()
+    # The page evaluates every query at now - settle_s: a scrape still in flight then cannot add a
+    # sample to a moment already drawn, so what the page drew is what Prometheus answers for it.
     app[CONFIG] = {"prometheus_url": prometheus_url, "refresh_s": max(2, monitoring.scrape_interval_s),
+                   "settle_s": monitoring.scrape_interval_s + 1,
                    "rate_window": rate_window(monitoring), "range_s": 900, "panels": resolved(monitoring)}
     app[NOTIFICATIONS] = deque(maxlen=NOTIFICATIONS_KEPT)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from monitoring.alerts import ROUTER_DLQ_TOPICS, SINK_DLQ_TOPICS, lag_series, q
+from monitoring.alerts import lag_series, q
 from monitoring.settings import MonitoringSettings
 
 RATE = "$__rate_interval"
@@ -40,7 +40,7 @@ def _input_consumption(s: MonitoringSettings, by: str = "group, topic") -> str:
 
 
 def _input_production(s: MonitoringSettings) -> str:
-    return f"sum by (topic) (rate(kafka_partition_latest_offset{{topic=~{q(s.input_topics_regex)}}}[{RATE}]))"
+    return _appended(s.input_topics_regex)
 
 
 def _quantile(quantile: float, histogram: str) -> str:
@@ -70,17 +70,17 @@ def panels(s: MonitoringSettings) -> tuple[Panel, ...]:
                Query(_input_consumption(s), "consumed {{group}} {{topic}}"))),
         Panel("lag_partition_messages", "Lag per partition, messages", "bars", "short",
               "Records each group has yet to consume, per partition, now.",
-              (Query(lag_series("kafka_consumergroup_group_lag", s), "{{group}} {{topic}}[{{partition}}]"),)),
+              (Query(lag_series("kafka_consumergroup_group_lag", s), "{{group}} p{{partition}} {{topic}}"),)),
         Panel("lag_partition_seconds", "Lag per partition, seconds", "bars", "s",
               "Age of the oldest unconsumed record, per partition, now.",
               (Query(lag_series("kafka_consumergroup_group_lag_seconds", s),
-                     "{{group}} {{topic}}[{{partition}}]"),)),
+                     "{{group}} p{{partition}} {{topic}}"),)),
         Panel("drain", "Time to drain the router's lag", "stat", "s",
               "Lag divided by how much faster the router consumes than records arrive. No value: "
               "no lag, or not draining (consuming less than 5 % faster than records arrive).",
               (Query(f"sum by (group, topic) ({router_lag}) / on (group, topic) "
                      f"(({_input_consumption(s)} - on (topic) group_left {_input_production(s)})"
-                     f" > on (topic) group_left (0.05 * {_input_production(s)}))",
+                     f" > on (topic) group_left () (0.05 * {_input_production(s)}))",
                      "{{group}} {{topic}}"),), width=8),
         Panel("outcomes", "Router events/s by outcome", "timeseries", "ops",
               "Events the router takes, and what became of them: deliveries sent, held (quiet hours, "
@@ -99,8 +99,8 @@ def panels(s: MonitoringSettings) -> tuple[Panel, ...]:
                Query(_quantile(0.99, "notipipe_event_age_at_routing_seconds"), "age at routing p99"))),
         Panel("dead_letters", "Dead letters and gateway errors, per second", "timeseries", "ops",
               "Records into the router's DLQ and the sinks' DLQs, and gateway answers that were errors.",
-              (Query(_appended(ROUTER_DLQ_TOPICS), "{{topic}}"),
-               Query(_appended(SINK_DLQ_TOPICS), "{{topic}}"),
+              (Query(_appended(s.dlq_topics_regex), "{{topic}}"),
+               Query(_appended(s.sink_dlq_topics_regex), "{{topic}}"),
                Query("sum by (connector, outcome) (rate(kafka_connect_http_sink_gateway_responses_total"
                      f'{{outcome!="delivered"}}[{RATE}]))', "{{connector}} {{outcome}}"))),
         Panel("connectors", "Connectors and tasks", "states", "none",

@@ -51,9 +51,9 @@ class Setting:
         return value
 
 
-def _app_id_regex(environ: Mapping[str, str]) -> str:
-    """The app id as a regex that matches only itself (its metacharacters escaped, '-' left as is)."""
-    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", environ.get("NOTIPIPE_APP_ID") or "notipipe-router")
+def _literal(text: str) -> str:
+    """A regex that matches only `text` (its metacharacters escaped, '-' left as is)."""
+    return re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", text)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -76,10 +76,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Consumer groups of the router (regex; default: `NOTIPIPE_APP_ID`, i.e. `notipipe-router`)"),
     Setting("NOTIPIPE_ALERT_SINK_GROUPS", "sink_groups_regex", "connect-.+",
             "Consumer groups of the sink connectors (regex)"),
-    Setting("NOTIPIPE_ALERT_INPUT_TOPICS", "input_topics_regex", r".*notifications\.(events|preferences)",
-            "The router's input topics (regex; its ticks topic always carries a little lag)"),
-    Setting("NOTIPIPE_ALERT_SINK_TOPICS", "sink_topics_regex", r".*notifications\.deliveries\..+",
-            "The topics the sinks drain (regex)"),
+    Setting("NOTIPIPE_ALERT_INPUT_TOPICS", "input_topics_regex", "",
+            "The router's input topics (regex, after `NOTIPIPE_TOPIC_PREFIX`; its ticks topic always "
+            "carries a little lag and is left out)"),
+    Setting("NOTIPIPE_ALERT_SINK_TOPICS", "sink_topics_regex", "",
+            "The topics the sinks drain (regex, after `NOTIPIPE_TOPIC_PREFIX`)"),
+    Setting("NOTIPIPE_ALERT_DLQ_TOPICS", "dlq_topics_regex", "",
+            "The router's dead-letter topic (regex, after `NOTIPIPE_TOPIC_PREFIX`)"),
+    Setting("NOTIPIPE_ALERT_SINK_DLQ_TOPICS", "sink_dlq_topics_regex", "",
+            "The sinks' dead-letter topics (regex, after `NOTIPIPE_TOPIC_PREFIX`)"),
     Setting("NOTIPIPE_ALERT_WINDOW_S", "window_s", 120,
             "Window of every rate, change count and growth in the rules", 1),
     Setting("NOTIPIPE_ALERT_FOR_S", "for_s", 300,
@@ -114,8 +119,10 @@ class MonitoringSettings:
     lag_exporter_kafka_config: str = ""
     router_groups_regex: str = "notipipe-router"
     sink_groups_regex: str = "connect-.+"
-    input_topics_regex: str = r".*notifications\.(events|preferences)"
-    sink_topics_regex: str = r".*notifications\.deliveries\..+"
+    input_topics_regex: str = r"notifications\.(events|preferences)"
+    sink_topics_regex: str = r"notifications\.deliveries\..+"
+    dlq_topics_regex: str = r"notifications\.dlq"
+    sink_dlq_topics_regex: str = r"notifications\.sink-dlq\..+"
     window_s: int = 120
     for_s: int = 300
     fast_for_s: int = 60
@@ -131,7 +138,12 @@ class MonitoringSettings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> MonitoringSettings:
         values = {s.attr: s.parse(environ) for s in SETTINGS}
         if not values["router_groups_regex"]:
-            values["router_groups_regex"] = _app_id_regex(environ)
+            values["router_groups_regex"] = _literal(environ.get("NOTIPIPE_APP_ID") or "notipipe-router")
+        # The stack watches its own pipeline's topics: those after NOTIPIPE_TOPIC_PREFIX.
+        prefix = _literal(environ.get("NOTIPIPE_TOPIC_PREFIX", ""))
+        for attr in ("input_topics_regex", "sink_topics_regex", "dlq_topics_regex", "sink_dlq_topics_regex"):
+            if not values[attr]:
+                values[attr] = prefix + getattr(cls, attr)
         if values["lag_time_mode"] not in ("message", "rate"):
             raise MonitoringConfigError(
                 f"NOTIPIPE_LAG_TIME_MODE={values['lag_time_mode']!r}: give `message` or `rate`")
@@ -150,6 +162,10 @@ class MonitoringSettings:
                     "(e.g. security.protocol=SASL_SSL)")
             out[key.strip()] = value.strip()
         return out
+
+    def environ(self) -> dict[str, str]:
+        """These settings as the NOTIPIPE_* variables that give them (for a child process)."""
+        return {s.env: str(getattr(self, s.attr)) for s in SETTINGS}
 
     @property
     def monitored_groups_regex(self) -> str:

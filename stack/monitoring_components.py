@@ -191,7 +191,7 @@ class Prometheus(MonitoringComponent):
 
 
 @dataclass
-class Dashboard(Component):
+class Dashboard(MonitoringComponent):
     name: str = "dashboard"
 
     def __post_init__(self) -> None:
@@ -202,7 +202,8 @@ class Dashboard(Component):
 
     def env(self) -> dict[str, str]:
         root = str(PROJECT_ROOT)
-        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        return {**os.environ, **self.monitoring.environ(),
+                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
                 "NOTIPIPE_DASHBOARD_PORT": str(self.port),
                 "NOTIPIPE_PROMETHEUS_PORT": str(self.settings.prometheus_port),
                 "NOTIPIPE_ALERTMANAGER_PORT": str(self.settings.alertmanager_port)}

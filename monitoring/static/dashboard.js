@@ -23,7 +23,7 @@ function fmt(value, unit) {
   if (!Number.isFinite(value)) return value > 0 ? "∞" : "-∞";
   if (unit === "s") {
     const a = Math.abs(value);
-    if (a < 1) return `${(value * 1000).toFixed(a < 0.01 ? 1 : 0)} ms`;
+    if (a < 1) return `${(value * 1000).toFixed(a < 0.1 ? 1 : 0)} ms`;
     if (a < 120) return `${value.toFixed(a < 10 ? 2 : 1)} s`;
     if (a < 7200) return `${(value / 60).toFixed(1)} min`;
     return `${(value / 3600).toFixed(1)} h`;
@@ -225,7 +225,7 @@ async function main() {
   const bodies = layout(config);
   const status = document.getElementById("status");
   async function refresh() {
-    const end = Math.floor(Date.now() / 1000);
+    const end = Math.floor(Date.now() / 1000) - config.settle_s;
     const failures = [];
     await Promise.all(config.panels.map(async panel => {
       const body = bodies.get(panel.id);

@@ -20,6 +20,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from monitoring.targets import delist_worker, list_worker
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
@@ -76,7 +77,7 @@ class WorkerProcess:
         self.env = env
         self.web_port = web_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = env.data_dir.parent / f"worker-{web_port}.log"
+        self.log = env.data_dir.parent / f"worker-{self.web_port}.log"
 
     def start(self) -> None:
         env = {
@@ -95,6 +96,12 @@ class WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        # Listed for the stack's Prometheus like any worker; a kill leaves it listed (down).
+        list_worker(self.env.stack, self.target_name, self.web_port, f"{self.env.prefix}router")
+
+    @property
+    def target_name(self) -> str:
+        return f"{self.env.prefix}worker-{self.web_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -121,6 +128,7 @@ class WorkerProcess:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill()
+        delist_worker(self.env.stack, self.target_name)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
