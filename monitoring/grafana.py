@@ -18,7 +18,7 @@ from monitoring.settings import MonitoringSettings
 OUTPUT = Path(__file__).resolve().parent / "grafana" / "notipipe.json"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 HEIGHT = {"alerts": 6, "stat": 8, "states": 7, "bars": 9, "timeseries": 8}
-UNITS = {"s": "s", "short": "short", "ops": "ops", "none": "none"}
+UNITS = {"s": "s", "short": "short", "ops": "ops", "bytes": "bytes", "none": "none"}
 STATE_COLORS = {"running": "green", "paused": "yellow", "unassigned": "yellow", "restarting": "yellow",
                 "failed": "red"}
 
@@ -52,7 +52,7 @@ def _panel(panel: Panel, number: int, x: int, y: int) -> dict[str, Any]:
                             "reduceOptions": {"calcs": ["lastNotNull"], "values": False}}}
     if panel.kind == "stat":
         return {**base, "type": "stat", "datasource": DATASOURCE, "targets": _targets(panel, True),
-                "fieldConfig": {"defaults": {**defaults, "noValue": "no lag, or not draining"},
+                "fieldConfig": {"defaults": {**defaults, "noValue": panel.empty_text},
                                 "overrides": []},
                 "options": {"reduceOptions": {"calcs": ["lastNotNull"], "values": False},
                             "textMode": "value_and_name"}}

@@ -28,10 +28,11 @@ class Panel:
     id: str
     title: str
     kind: str  # timeseries | bars | stat | states | alerts
-    unit: str  # s | short | ops (per second) | none
+    unit: str  # s | short | ops (per second) | bytes | none
     description: str
     queries: tuple[Query, ...] = ()
     width: int = 12  # of Grafana's 24 columns; the live page uses half or full rows likewise
+    empty_text: str = "no data"  # what a panel without series says
 
 
 def _input_consumption(s: MonitoringSettings, by: str = "group, topic") -> str:
@@ -43,8 +44,8 @@ def _input_production(s: MonitoringSettings) -> str:
     return _appended(s.input_topics_regex)
 
 
-def _quantile(quantile: float, histogram: str) -> str:
-    return f"histogram_quantile({quantile}, sum by (le) (rate({histogram}_bucket[{RATE}])))"
+def _quantile(quantile: float, histogram: str, by: str = "le") -> str:
+    return f"histogram_quantile({quantile}, sum by ({by}) (rate({histogram}_bucket[{RATE}])))"
 
 
 def _appended(topics_regex: str) -> str:
@@ -81,7 +82,7 @@ def panels(s: MonitoringSettings) -> tuple[Panel, ...]:
               (Query(f"sum by (group, topic) ({router_lag}) / on (group, topic) "
                      f"(({_input_consumption(s)} - on (topic) group_left {_input_production(s)})"
                      f" > on (topic) group_left () (0.05 * {_input_production(s)}))",
-                     "{{group}} {{topic}}"),), width=8),
+                     "{{group}} {{topic}}"),), width=8, empty_text="no lag, or not draining"),
         Panel("outcomes", "Router events/s by outcome", "timeseries", "ops",
               "Events the router takes, and what became of them: deliveries sent, held (quiet hours, "
               "digests), folded into digests, dropped by reason, dead-lettered.",
@@ -103,11 +104,24 @@ def panels(s: MonitoringSettings) -> tuple[Panel, ...]:
                Query(_appended(s.sink_dlq_topics_regex), "{{topic}}"),
                Query("sum by (connector, outcome) (rate(kafka_connect_http_sink_gateway_responses_total"
                      f'{{outcome!="delivered"}}[{RATE}]))', "{{connector}} {{outcome}}"))),
+        Panel("worker_memory", "Worker memory", "timeseries", "bytes",
+              "Per worker: the decoded user states kept between batches (estimate) and RocksDB's "
+              "shared block cache, which the memtables are charged to.",
+              (Query("sum by (worker) (notipipe_state_cache_estimated_bytes)", "{{worker}} state cache"),
+               Query("sum by (worker) (notipipe_rocksdb_cache_bytes)", "{{worker}} RocksDB"))),
+        Panel("worker_commits", "Offset commit latency", "timeseries", "s",
+              "p99 of the router's offset commits, per worker.",
+              (Query(_quantile(0.99, "notipipe_commit_latency_seconds", by="worker, le"),
+                     "{{worker}} commit p99"),)),
+        Panel("rebalances", "Rebalances, last 15 min", "stat", "short",
+              "Partition assignments each worker went through (a rebalance pauses routing): more "
+              "than a few means workers come and go, or miss their session timeout.",
+              (Query("sum by (worker) (increase(notipipe_rebalances_total[15m]))", "{{worker}}"),), width=8),
         Panel("connectors", "Connectors and tasks", "states", "none",
               "State of every connector and task (running, paused, unassigned, failed).",
               (Query("max by (connector, status) (kafka_connect_connector_status)", "{{connector}}"),
                Query("max by (connector, task, status) (kafka_connect_task_status)",
-                     "{{connector}} task {{task}}")), width=24),
+                     "{{connector}} task {{task}}")), width=16),
     )
 
 

@@ -28,6 +28,12 @@ function fmt(value, unit) {
     if (a < 7200) return `${(value / 60).toFixed(1)} min`;
     return `${(value / 3600).toFixed(1)} h`;
   }
+  if (unit === "bytes") {
+    const steps = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let v = value, i = 0;
+    while (Math.abs(v) >= 1024 && i < steps.length - 1) { v /= 1024; i++; }
+    return `${v.toFixed(i && Math.abs(v) < 10 ? 1 : 0)} ${steps[i]}`;
+  }
   const a = Math.abs(value);
   let text;
   if (a >= 1e6) text = `${(value / 1e6).toFixed(1)}M`;
@@ -114,7 +120,7 @@ function drawTimeseries(body, panel, series, start, end) {
                      el("span", {class: "sw", style: `background:${color}`}), s.name,
                      el("b", {text: fmt(current, panel.unit)})));
   });
-  body.replaceChildren(svg, series.length ? legend : el("div", {class: "empty", text: "no data"}));
+  body.replaceChildren(svg, series.length ? legend : el("div", {class: "empty", text: panel.empty_text}));
 }
 
 function drawBars(body, panel, rows) {
@@ -141,7 +147,7 @@ function drawBars(body, panel, rows) {
 
 function drawStat(body, panel, rows) {
   if (!rows.length) {
-    body.replaceChildren(el("div", {class: "empty", text: "no lag, or not draining"}));
+    body.replaceChildren(el("div", {class: "empty", text: panel.empty_text}));
     return;
   }
   body.replaceChildren(el("div", {class: "stats"}, ...rows.map(r => el("div", {class: "stat"},
