@@ -57,6 +57,8 @@ PARTS = (
     Part("kafka", "kafka.xml", "kafka/libs"),
     Part("registry+jdbc-sink", "plugins.xml", "apicurio-registry"),
     Part("avro-converter", "converter.xml", "connect-plugins/apicurio-avro-converter"),
+    # The Prometheus JMX exporter agent in the broker's and Connect's JVMs (stack/jmx_agent.py).
+    Part("jmx-exporter", "jmx-exporter.xml", "jmx-exporter/jmx_prometheus_javaagent.jar"),
 )
 
 BUILDS = (
@@ -231,7 +233,7 @@ def _resolve_parts(settings: StackSettings, echo) -> list[str]:
         if not (settings.dist_dir / part.marker).exists():
             raise PrerequisiteError(f"Maven ran but {settings.dist_dir / part.marker} is missing")
         _stamp_path(settings, part).write_text(_pom_hash(part))
-        users = {"kafka": "kafka", "registry+jdbc-sink": "registry"}.get(part.name)
+        users = {"kafka": "kafka", "registry+jdbc-sink": "registry", "jmx-exporter": "kafka"}.get(part.name)
         if users and (settings.run_dir / f"{users}.pid").exists():
             echo(f"  note: the running {users} keeps its old jars until it restarts "
                  "(`notipipe stack down && notipipe stack up`); Connect is restarted by `stack up`")

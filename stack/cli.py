@@ -10,7 +10,7 @@ import time
 
 from stack import artifacts, secret_files
 from stack.acls_setup import ROLES, ensure_acls, ensure_users
-from stack.components import Component, all_components, describe
+from stack.components import Component, Kafka, all_components, describe
 from stack.connectors_cli import print_status
 from stack.connectors_setup import ConnectorError, connector_status, register_connectors
 from stack.db_roles import set_role_passwords
@@ -26,7 +26,7 @@ from streams.connection.kafka import KafkaAccessError, KafkaConfigError
 
 
 def _line(row: dict[str, str]) -> str:
-    return f"{row['name']:<14} {row['state']:<5} {row['address']:<16} log: {row['log']}"
+    return f"{row['name']:<17} {row['state']:<5} {row['address']:<16} log: {row['log']}"
 
 
 def cmd_up(settings: StackSettings, only: list[str] | None = None, with_worker: bool = False) -> int:
@@ -50,6 +50,11 @@ def _up(settings: StackSettings, only: list[str] | None, with_worker: bool = Fal
         component.start()
         print(_line(describe(component)), flush=True)
         provision(settings, component.name)
+        if isinstance(component, Kafka) and (note := component.monitoring_note()):
+            print(f"  {note}", flush=True)
+    if settings.monitoring and (not only or "dashboard" in only):
+        print(f"dashboard: {settings.dashboard_url}  (Prometheus {settings.prometheus_url}, "
+              f"Alertmanager {settings.alertmanager_url})")
     print(f"stack up in {time.monotonic() - started_at:.1f}s")
     return 0
 
@@ -138,7 +143,8 @@ def cmd_down(settings: StackSettings) -> int:
     components: list[Component] = list(reversed(all_components(settings)))
     for component in components:
         was_running = stop(component.pid_file, timeout_s=60)
-        print(f"{component.name:<14} {'stopped' if was_running else 'not running'}")
+        component.stopped()
+        print(f"{component.name:<17} {'stopped' if was_running else 'not running'}")
     return 0
 
 
@@ -153,16 +159,19 @@ def cmd_reset(settings: StackSettings) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, stub)",
+        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, stub, monitoring)",
         description="Bring the local stack up, check it, take it down. Jars come from Maven "
-                    "Central into .cache/dist; data lives in .cache/data. Ports and partitions "
+                    "Central into .cache/dist; data lives in .cache/data. Monitoring (Prometheus, "
+                    "Alertmanager, the lag exporter, JMX agents, the PostgreSQL exporter and the "
+                    "dashboard) comes up with it unless NOTIPIPE_MONITORING=0. Ports and partitions "
                     "come from NOTIPIPE_* variables (see stack/settings.py).")
     actions = parser.add_subparsers(dest="action", required=True)
     up = actions.add_parser("up", help="resolve jars, build the project's Connect plugins, start "
                                        "everything, apply database migrations, create topics, "
                                        "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
-                    help="start only these components (postgres kafka registry provider-stub connect)")
+                    help="start only these components (postgres kafka registry provider-stub connect "
+                         "lag-exporter postgres-exporter alertmanager prometheus dashboard)")
     up.add_argument("--with-worker", action="store_true",
                     help="also start one router worker (log: .cache/logs/worker.log)")
     actions.add_parser(

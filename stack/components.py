@@ -25,6 +25,7 @@ from stack import artifacts, secret_files
 from stack.acls_setup import CONNECT_GROUP, CONNECT_INTERNAL_TOPICS, REGISTRY_GROUP_PREFIX, REGISTRY_TOPICS
 from stack.artifacts import PrerequisiteError, check_java
 from stack.broker_config import BROKER_USER, SUPER_USERS, KafkaNode, broker_properties, scram_bootstrap_args
+from stack.jmx_agent import jmx_agent_answers, jmx_agent_args
 from stack.kafka_access import service_access, stack_access, write_private
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
 from stack.secrets import secret, secrets_dir
@@ -109,6 +110,9 @@ class Component:
         except FileNotFoundError:
             return "it was started without a record of its command line"
         return None if recorded == self.started_with() else "its command line or config changed"
+
+    def stopped(self) -> None:
+        """Called by `stack down` once the process is gone."""
 
     def start(self) -> bool:
         """Start unless running; wait until healthy. True if it was started now."""
@@ -248,7 +252,16 @@ class Kafka(Component):
         return str(self.settings.dist_dir / "kafka" / "libs" / "*")
 
     def command(self) -> list[str]:
-        return _java_cmd(self.settings, "1g", self._classpath(), "kafka.Kafka", str(self.properties))
+        return _java_cmd(self.settings, "1g", self._classpath(), "kafka.Kafka", str(self.properties),
+                         jvm_options=jmx_agent_args(self.settings, "kafka"))
+
+    def monitoring_note(self) -> str | None:
+        """Why the running broker exports no JMX metrics, if it does not."""
+        running = self.pid() is not None
+        if self.settings.monitoring and running and not jmx_agent_answers(self.settings, "kafka"):
+            return ("note: the running kafka was started without the JMX exporter agent (port "
+                    f"{self.settings.kafka_jmx_port}); `notipipe stack down && notipipe stack up` adds it")
+        return None
 
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
@@ -397,6 +410,8 @@ class Connect(Component):
         plugins = [name for name in changed_parts if name in artifacts.CONNECT_PLUGIN_PARTS]
         if plugins:
             return "its jars changed: " + ", ".join(plugins)
+        if self.settings.monitoring and not jmx_agent_answers(self.settings, "connect"):
+            return f"its JMX exporter agent does not answer on port {self.settings.connect_jmx_port}"
         try:
             if self.properties.read_text() != self.worker_properties():
                 return f"worker config {self.properties} changed"
@@ -414,7 +429,7 @@ class Connect(Component):
         jaas = f"-Djava.security.auth.login.config={secret_files.connect_jaas(self.settings)}"
         return _java_cmd(self.settings, "1g", str(self.settings.dist_dir / "kafka" / "libs" / "*"),
                          "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties),
-                         jvm_options=[jaas])
+                         jvm_options=[jaas, *jmx_agent_args(self.settings, "connect")])
 
     def healthy(self) -> bool:
         auth = {"Authorization": connect_client(self.settings).header()}
@@ -602,12 +617,29 @@ class Worker(Component):
     def healthy(self) -> bool:
         return http_ok(f"http://127.0.0.1:{self.port}/counters")
 
+    def start(self) -> bool:
+        from monitoring.targets import list_worker
+
+        started = super().start()
+        # Listed for Prometheus while it runs; `stack down` de-lists it, a crash leaves it listed.
+        app_id = os.environ.get("NOTIPIPE_APP_ID") or "notipipe-router"
+        list_worker(self.settings, self.name, self.port, app_id)
+        return started
+
+    def stopped(self) -> None:
+        from monitoring.targets import delist_worker
+
+        delist_worker(self.settings, self.name)
+
 
 def all_components(settings: StackSettings, with_worker: bool = False) -> list[Component]:
     """In start order: each one's dependencies come before it. The worker is listed when asked
     for or when it runs, so `status` and `down` see it."""
+    from stack.monitoring_components import monitoring_components
+
     components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
-                                   ProviderStub(settings), Connect(settings)]
+                                   ProviderStub(settings), Connect(settings),
+                                   *monitoring_components(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from streams.core.config import ConfigError, env, load, path, text, whole
+from streams.core.config import ConfigError, env, flag, load, path, text, whole
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,17 @@ class StackSettings:
                                "component", whole(5, 3600))
     app_id: str = env("APP_ID", "notipipe-router", "The workers' app id: the stack's ACLs cover "
                       "the topics and groups it prefixes", text())
+    # Monitoring: every part listens on 127.0.0.1 only (thresholds and intervals: monitoring/).
+    prometheus_port: int = _port("PROMETHEUS_PORT", 9190, "Prometheus (HTTP API and UI)")
+    alertmanager_port: int = _port("ALERTMANAGER_PORT", 9193, "Alertmanager (HTTP API and UI)")
+    lag_exporter_port: int = _port("LAG_EXPORTER_PORT", 9194, "Consumer-lag exporter `/metrics`")
+    kafka_jmx_port: int = _port("KAFKA_JMX_PORT", 9404, "JMX exporter agent in the broker's JVM")
+    connect_jmx_port: int = _port("CONNECT_JMX_PORT", 9405, "JMX exporter agent in Connect's JVM")
+    postgres_exporter_port: int = _port("POSTGRES_EXPORTER_PORT", 9187, "PostgreSQL exporter "
+                                        "`/metrics`")
+    dashboard_port: int = _port("DASHBOARD_PORT", 8095, "The live dashboard (`notipipe dashboard`)")
+    monitoring: bool = env("MONITORING", True, "`0`: `stack up` starts no monitoring part", flag(),
+                           shown="`1`")
     # Addresses of servers this stack did not start (`stack init`); empty: the local ones.
     bootstrap_override: str = env("BOOTSTRAP_SERVERS", "", "Kafka brokers the stack did not "
                                   "start (unset: the local one)", text())
@@ -81,6 +92,32 @@ class StackSettings:
     @property
     def log_dir(self) -> Path:
         return self.cache_dir / "logs"
+
+    @property
+    def tools_dir(self) -> Path:
+        """Binaries the project builds itself (`cargo install --root`): the lag exporter."""
+        return self.cache_dir / "tools"
+
+    @property
+    def monitoring_run_dir(self) -> Path:
+        """Generated monitoring configs, and the worker targets Prometheus discovers."""
+        return self.run_dir / "monitoring"
+
+    @property
+    def worker_targets_dir(self) -> Path:
+        return self.monitoring_run_dir / "targets" / "workers"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -22,6 +22,8 @@ COMMANDS = {
     "demo": "streams.client.demo",
     "settings": "streams.settings_cli",
     "bench": "bench.cli",
+    "dashboard": "monitoring.dashboard",
+    "lag": "monitoring.lag_cli",
 }
 
 

@@ -196,6 +196,15 @@ def choice(*options: str) -> Parser:
     return Parser(parse, " or ".join(options))
 
 
+def flag() -> Parser:
+    def parse(text: str) -> bool:
+        value = text.lower()
+        if value not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(text)
+        return value in ("1", "true", "yes", "on")
+    return Parser(parse, "1 or 0 (true or false)")
+
+
 def text() -> Parser:
     return Parser(str, "text")
 

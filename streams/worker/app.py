@@ -127,6 +127,7 @@ class Worker:
             # for offsets during the rebalance would wait for the rebalance. The next tick does it.
             store.on_partitions_assigned()
             gate.mark_stale()
+            metrics.inc("rebalances")
 
         app.on_partitions_assigned.connect(on_assigned)
         seek_uncommitted_to_beginning(app.consumer, {topics.events, topics.preferences, topology.ticks})

@@ -93,7 +93,10 @@ class DeliveryProducer:
             self._errors.append(f"{msg.topic()}: {err}")
             log.error("record for %s not written: %s", msg.topic(), err)
 
-    def send(self, delivery: Delivery, tracker: AckTracker | None = None) -> None:
+    def send(self, delivery: Delivery, tracker: AckTracker | None = None,
+             on_acked: Callable[[], None] | None = None) -> None:
+        """Produce a delivery; ``tracker`` counts it until the broker has it, ``on_acked`` is
+        called (on whichever thread serves the report) once the broker has it."""
         channel = delivery.topic_suffix
         value = self._encoder.encode(delivery)
         on_delivery = self._on_delivery
@@ -103,6 +106,11 @@ class DeliveryProducer:
             def on_delivery(err: KafkaError | None, msg: Any) -> None:
                 self._on_delivery(err, msg)
                 tracker.done(err is None)
+        elif on_acked is not None:
+            def on_delivery(err: KafkaError | None, msg: Any) -> None:
+                self._on_delivery(err, msg)
+                if err is None:
+                    on_acked()
 
         produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
                 on_delivery)

@@ -72,6 +72,14 @@ class EventRouter:
         for done in ready:
             await self.ack(done)
 
+    def _send_last(self, delivery: Any, events: int, oldest_s: float | None) -> None:
+        """The batch's last delivery; once the broker has it, all before it are sent too."""
+        if oldest_s is None:
+            self.deliveries.send(delivery)
+            return
+        observe = self.metrics.delivery_latency.observe
+        self.deliveries.send(delivery, on_acked=lambda: observe(time.time() - oldest_s, events))
+
     def _by_partition(self, events: list[Any]) -> dict[int, list[Any]]:
         # Events fetched before a rebalance may belong to a partition another worker now owns;
         # that worker reads them again from the committed offset. Faust's stream skips them the
@@ -94,6 +102,12 @@ class EventRouter:
         counters[("events", "routed")] += len(events)
         # The real wall clock, not self.clock: the age is against the records' timestamps.
         taken_s, observe_age = time.time(), self.metrics.event_age.observe
+        send = self.deliveries.send
+        # Deliveries go out as they are made, but for the last one, held back until the batch is
+        # done: the broker's ack of it dates the batch's deliveries (delivery_latency).
+        last = None
+        sent_from = 0  # events that made deliveries; the oldest one's timestamp dates the batch
+        oldest_s: float | None = None
         try:
             for event in events:
                 message = event.message
@@ -112,13 +126,21 @@ class EventRouter:
                     state = states[key] = store.load(partition, key)
                 result = route(notification, store.prefs(partition, key), state, now,
                                (partition, message.offset), self.rules)
-                for delivery in result.deliveries:
-                    self.deliveries.send(delivery)
+                if result.deliveries:
+                    for delivery in result.deliveries:
+                        if last is not None:
+                            send(last)
+                        last = delivery
+                    sent_from += 1
+                    if oldest_s is None and message.timestamp is not None:
+                        oldest_s = message.timestamp
                 counters.update(result.counters)
                 if result.changed:
                     changed.add(key)
                 if result.holds_changed:
                     holds_changed.add(key)
+            if last is not None:
+                self._send_last(last, sent_from, oldest_s)
             for key in changed:  # one state write per user per batch
                 store.save(partition, key, states[key])
         except BaseException:

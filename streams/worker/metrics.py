@@ -7,6 +7,7 @@ The router returns counters keyed by tuples such as ('dropped', 'expired') or
 
 from __future__ import annotations
 
+import threading
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -24,6 +25,7 @@ _LABELS = {
     "events": ("outcome",),
     "preferences": ("outcome",),
     "commit_flushes": ("outcome",),
+    "rebalances": (),
 }
 
 
@@ -41,12 +43,12 @@ class Histogram:
         self.total_s = 0.0
         self.count = 0
 
-    def observe(self, age_s: float) -> None:
-        if age_s < 0.0:
-            age_s = 0.0
-        self.buckets[bisect_left(self.bounds, age_s)] += 1
-        self.total_s += age_s
-        self.count += 1
+    def observe(self, seconds: float, times: int = 1) -> None:
+        if seconds < 0.0:
+            seconds = 0.0
+        self.buckets[bisect_left(self.bounds, seconds)] += times
+        self.total_s += seconds * times
+        self.count += times
 
     def prometheus(self) -> str:
         name = self.name
@@ -61,6 +63,23 @@ class Histogram:
         return "\n".join(lines) + "\n"
 
 
+class SharedHistogram(Histogram):
+    """A histogram that threads other than the event loop's observe (librdkafka's delivery
+    reports are served by whichever thread polls or flushes the producer)."""
+
+    def __init__(self, name: str, help_text: str, bounds: tuple[float, ...] = SECONDS_BOUNDS) -> None:
+        super().__init__(name, help_text, bounds)
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float, times: int = 1) -> None:
+        with self._lock:
+            super().observe(seconds, times)
+
+    def prometheus(self) -> str:
+        with self._lock:
+            return super().prometheus()
+
+
 class PipelineMetrics:
     def __init__(self) -> None:
         self.counters: Counter = Counter()
@@ -70,9 +89,18 @@ class PipelineMetrics:
         self.event_age = Histogram(
             "notipipe_event_age_at_routing_seconds",
             "Wall clock when the router takes an event's batch minus the event record's timestamp")
-        self.commit_flush = Histogram(
-            "notipipe_commit_flush_seconds",
-            "How long the flush before an offset commit waited for the broker's acknowledgements")
+        # Event to delivery: the event record's timestamp to the broker's acknowledgement of the
+        # deliveries routed from it (immediate ones: holds and digests wait by design). Counted
+        # per routed batch, each of its events at the latency of the batch's oldest: an upper
+        # bound that costs nothing per event.
+        self.delivery_latency = SharedHistogram(
+            "notipipe_delivery_latency_seconds",
+            "Event record timestamp to the broker's ack of its immediate deliveries (per batch, "
+            "at its oldest event)")
+        self.commit_latency = Histogram(
+            "notipipe_commit_latency_seconds",
+            "How long an offset commit waited for the broker to acknowledge the deliveries and "
+            "changelog records below it")
 
     def timed_commit_flush(self, flush: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """``flush`` (run before every offset commit), counted and timed."""
@@ -84,7 +112,7 @@ class PipelineMetrics:
             except BaseException:
                 self.inc("commit_flushes", "failed")
                 raise
-            self.commit_flush.observe(time.monotonic() - started)
+            self.commit_latency.observe(time.monotonic() - started)
             self.inc("commit_flushes", "done")
         return counted
 
@@ -109,7 +137,8 @@ class PipelineMetrics:
             for tail, value in sorted(rows):
                 pairs = ",".join(f'{label}="{v}"' for label, v in zip(labels, tail, strict=False))
                 lines.append(f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}")
-        return "\n".join(lines) + "\n" + self.event_age.prometheus() + self.commit_flush.prometheus()
+        histograms = (self.event_age, self.delivery_latency, self.commit_latency)
+        return "\n".join(lines) + "\n" + "".join(h.prometheus() for h in histograms)
 
 
 def prometheus_gauges(gauges: dict[str, float]) -> str:

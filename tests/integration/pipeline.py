@@ -23,6 +23,7 @@ from pathlib import Path
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from monitoring.targets import delist_worker, list_worker
 from stack.acls_setup import ensure_acls
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
@@ -120,6 +121,12 @@ class WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                          stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        # Listed for the stack's Prometheus like any worker; a kill leaves it listed (down).
+        list_worker(self.env.stack, self.target_name, self.web_port, f"{self.env.prefix}router")
+
+    @property
+    def target_name(self) -> str:
+        return f"{self.env.prefix}worker-{self.web_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -165,6 +172,7 @@ class WorkerProcess:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill()
+        delist_worker(self.env.stack, self.target_name)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log.exists():

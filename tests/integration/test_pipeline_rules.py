@@ -293,6 +293,10 @@ def test_worker_metrics_are_exposed_for_prometheus(worker, client, watcher) -> N
     assert 0 < after["notipipe_rocksdb_cache_bytes"] < 2 * 256 * 1024**2
     assert after["notipipe_rocksdb_memtable_bytes"] <= after["notipipe_rocksdb_cache_bytes"]
     assert after["notipipe_state_cache_estimated_bytes"] > before["notipipe_state_cache_estimated_bytes"]
+    # Event to delivery, observed once the broker has acknowledged the delivery: this one event.
+    latency = "notipipe_delivery_latency_seconds_count"
+    wait_for(lambda: _scrape(worker)[latency] == before.get(latency, 0) + 1, 10,
+             "the delivery's latency to be observed")
     # How old events were when the router took them: a histogram that has seen this one.
     name = "notipipe_event_age_at_routing_seconds"
     assert delta(f"{name}_count") == 1

@@ -58,6 +58,7 @@ public class HttpSinkTask extends SinkTask {
     private Backoff backoff;
     private ExecutorService pool;
     private ErrantRecordReporter reporter;
+    private GatewayMetrics gatewayMetrics = GatewayMetrics.of(null);
     private final Object reporterLock = new Object();
 
     /** Per partition: the next offset to send; everything below got a 2xx or went to the DLQ. */
@@ -92,6 +93,11 @@ public class HttpSinkTask extends SinkTask {
             reporter = context.errantRecordReporter();
         } catch (NoSuchMethodError | NoClassDefFoundError oldWorker) {
             reporter = null;
+        }
+        try {
+            gatewayMetrics = GatewayMetrics.of(context.pluginMetrics());
+        } catch (NoSuchMethodError | NoClassDefFoundError oldWorker) {
+            gatewayMetrics = GatewayMetrics.of(null);
         }
         if (reporter == null) {
             LOG.warn("No dead-letter queue configured (errors.tolerance=all and "
@@ -240,6 +246,7 @@ public class HttpSinkTask extends SinkTask {
                 return now;
             }
             Outcome outcome = attempt(record);
+            gatewayMetrics.record(outcome);
             now = clock.getAsLong();
             switch (outcome.kind()) {
                 case DELIVERED:
@@ -369,6 +376,7 @@ public class HttpSinkTask extends SinkTask {
         if (gateway != null) {
             gateway.close();
         }
+        gatewayMetrics.close();
         handledUpTo.clear();
         retrying.clear();
     }

@@ -25,7 +25,11 @@ import java.util.stream.IntStream;
 
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigException;
+import org.apache.kafka.common.MetricName;
+import org.apache.kafka.common.metrics.KafkaMetric;
+import org.apache.kafka.common.metrics.Metrics;
 import org.apache.kafka.common.metrics.PluginMetrics;
+import org.apache.kafka.common.metrics.internals.PluginMetricsImpl;
 import org.apache.kafka.connect.data.Schema;
 import org.apache.kafka.connect.data.SchemaBuilder;
 import org.apache.kafka.connect.data.Struct;
@@ -273,6 +277,30 @@ class HttpSinkTaskTest {
     }
 
     @Test
+    void countsTheGatewaysAnswersByOutcome() {
+        Metrics registry = new Metrics();
+        context.pluginMetrics = new PluginMetricsImpl(registry, Map.of("connector", "test-http", "task", "0"));
+        script.addAll(List.of(503, 200, 400));
+        start(props());
+        task.put(List.of(record(0, 0, "d-a", "u"), record(0, 1, "d-b", "u"), record(0, 2, "d-c", "u")));
+
+        Map<String, Double> counts = new HashMap<>();
+        for (Map.Entry<MetricName, KafkaMetric> metric : registry.metrics().entrySet()) {
+            MetricName name = metric.getKey();
+            if (name.group().equals("plugins") && name.name().equals(GatewayMetrics.NAME)) {
+                assertEquals("test-http", name.tags().get("connector"));
+                counts.put(name.tags().get("outcome"), (Double) metric.getValue().metricValue());
+            }
+        }
+        // d-a: 503 then 200; d-b: 400 (to the DLQ); d-c: 200.
+        assertEquals(Map.of("delivered", 2.0, "retried", 1.0, "rejected", 1.0), counts);
+        task.stop();
+        task = null;
+        assertTrue(registry.metrics().keySet().stream().noneMatch(n -> n.name().equals(GatewayMetrics.NAME)));
+        registry.close();
+    }
+
+    @Test
     void failsTheTaskRatherThanDropWhenNoDeadLetterQueueIsConfigured() {
         script.add(422);
         context.reporter = null;
@@ -390,6 +418,7 @@ class HttpSinkTaskTest {
     private static final class FakeContext implements SinkTaskContext {
         final List<Report> reported = Collections.synchronizedList(new ArrayList<>());
         ErrantRecordReporter reporter = this::report;
+        PluginMetrics pluginMetrics;
         long timeoutMs = -1;
 
         private Future<Void> report(SinkRecord record, Throwable error) {
@@ -439,7 +468,7 @@ class HttpSinkTaskTest {
 
         @Override
         public PluginMetrics pluginMetrics() {
-            return null;
+            return pluginMetrics;
         }
     }
 }
