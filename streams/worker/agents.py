@@ -63,6 +63,8 @@ class Agents:
     async def ticks(self, stream: Any) -> None:
         async for event in stream.events():
             await self.flusher.flush_partition(event.message.partition)
+            # Serve delivery reports even when no event comes (they date the latest deliveries).
+            self.deliveries.poll()
 
     async def send_tick(self) -> None:
         """Each timer firing ticks at most one owned partition (tick_rotation.py)."""

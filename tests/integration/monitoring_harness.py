@@ -70,7 +70,7 @@ def make_monitor(stack: StackSettings, home: Path, topic_prefix: str = "", **ove
     sinks' groups `connect-<prefix>...`), with `overrides` of the default settings."""
     cache = home / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
-    for shared in ("dist", "tools"):
+    for shared in ("dist", "tools", "secrets"):  # the jars, the binaries, the credentials
         link = cache / shared
         if not link.exists():
             link.symlink_to(stack.cache_dir / shared)
