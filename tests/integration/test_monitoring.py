@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -246,7 +247,9 @@ def test_a_gateway_rejecting_every_request_fires_the_sink_dlq_and_gateway_alerts
                                      headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request, timeout=10).close()
     name = f"{env.prefix}http-email"
-    apply_connector(settings, name, dict(load_connectors(env.stack, environ={}))["http-email"])
+    # Rendered with the stack's own home: its secrets file is where Connect's config provider may read.
+    rendered = dict(load_connectors(replace(settings, topic_prefix=env.prefix), environ={}))
+    apply_connector(settings, name, rendered["http-email"])
     try:
         wait_for(lambda: any(c["name"] == name and c["state"] == "RUNNING" and c["tasks"]
                              and all(t["state"] == "RUNNING" for t in c["tasks"])
