@@ -110,7 +110,7 @@ def cmd_reset(settings: StackSettings) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, stub)",
+        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, inbox, stub)",
         description="Bring the local stack up, check it, take it down. Jars come from Maven "
                     "Central into .cache/dist; data lives in .cache/data. Ports and partitions "
                     "come from NOTIPIPE_* variables (see stack/settings.py).")
@@ -119,7 +119,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "everything, apply database migrations, create topics, "
                                        "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
-                    help="start only these components (postgres kafka registry provider-stub connect)")
+                    help="start only these components (postgres kafka registry inbox provider-stub "
+                         "connect)")
     up.add_argument("--with-worker", action="store_true",
                     help="also start one router worker (log: .cache/logs/worker.log)")
     actions.add_parser(

@@ -15,10 +15,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from inbox.secret_files import TOKEN_SECRET, ensure_secret, gateway_secret_name
+from inbox.settings import InboxSettings
 from stack import artifacts
 from stack.artifacts import PrerequisiteError, check_java
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
 from stack.settings import StackSettings
+
+# The name the provider stub reports receipts under (its secret: .cache/secrets/receipts-stub).
+STUB_GATEWAY = "stub"
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -381,18 +386,65 @@ class Postgres(Component):
         return result.returncode == 0
 
 
+def _secrets_dir(settings: StackSettings) -> Path:
+    return settings.cache_dir / "secrets"
+
+
+@dataclass
+class InboxService(Component):
+    """One instance of the inbox service (`notipipe inbox serve`) on this stack's pipeline."""
+
+    name: str = "inbox"
+
+    def __post_init__(self) -> None:
+        self.port = InboxSettings.from_env().port
+
+    def prepare(self) -> None:
+        for name in (TOKEN_SECRET, gateway_secret_name(STUB_GATEWAY)):
+            ensure_secret(_secrets_dir(self.settings), name)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "streams.cli", "inbox", "serve"]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "NOTIPIPE_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+                "NOTIPIPE_REGISTRY_URL": self.settings.registry_url,
+                "NOTIPIPE_TOPIC_PREFIX": self.settings.topic_prefix,
+                "NOTIPIPE_INBOX_PORT": str(self.port),
+                "NOTIPIPE_INBOX_POSTGRES_DSN": os.environ.get("NOTIPIPE_INBOX_POSTGRES_DSN")
+                or self.settings.postgres_dsn,
+                "NOTIPIPE_INBOX_SECRETS_DIR": str(_secrets_dir(self.settings))}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.url}/health")
+
+
 @dataclass
 class ProviderStub(Component):
-    """The aiohttp stand-in for the email/SMS/push provider gateways."""
+    """The aiohttp stand-in for the email/SMS/push provider gateways; it reports receipts to the
+    stack's inbox service as the gateway `stub`."""
 
     name: str = "provider-stub"
 
     def __post_init__(self) -> None:
         self.port = self.settings.stub_port
 
+    def prepare(self) -> None:
+        ensure_secret(_secrets_dir(self.settings), gateway_secret_name(STUB_GATEWAY))
+
     def command(self) -> list[str]:
+        inbox = InboxService(self.settings)
         return [sys.executable, "-m", "stack.provider_stub", "--host", "127.0.0.1",
-                "--port", str(self.port)]
+                "--port", str(self.port), "--gateway", STUB_GATEWAY,
+                "--receipts-url", f"{inbox.url}/v1/receipts/{STUB_GATEWAY}",
+                "--receipts-secret-file",
+                str(_secrets_dir(self.settings) / gateway_secret_name(STUB_GATEWAY))]
 
     def env(self) -> dict[str, str]:
         root = str(Path(__file__).resolve().parent.parent)
@@ -426,7 +478,7 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
     """In start order: each one's dependencies come before it. The worker is listed when asked
     for or when it runs, so `status` and `down` see it."""
     components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
-                                   ProviderStub(settings), Connect(settings)]
+                                   InboxService(settings), ProviderStub(settings), Connect(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)
