@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # A JDK, not only a runtime: the project's own Connect plugin (connectors/http-sink) is compiled.
 DEBIAN_PACKAGES=(openjdk-17-jdk-headless maven postgresql docker-compose python3-venv)
+# The browser of the inbox demo page's test (driven by Playwright, pinned in pyproject's dev extras).
+DEBIAN_PACKAGES+=(chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

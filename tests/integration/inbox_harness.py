@@ -237,13 +237,15 @@ class FeedReader:
                         f"{ids} on the feed of {self.user}")
 
     def close(self) -> None:
+        # The socket is shut down under the reader, which then ends; only then is it closed (closing
+        # it from here would pull the buffers from under the reading thread).
         sock = self._conn.sock
         if sock is not None:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        self._conn.close()
         if self._thread.is_alive():
             self._thread.join(10)
+        self._conn.close()
 
 
 @contextmanager
