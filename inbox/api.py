@@ -18,7 +18,8 @@ MAX_LIMIT = 100
 BEGINNING = Cursor(0, "0")
 
 
-def _cursor(text: str | None, name: str) -> Cursor | None:
+def cursor_param(text: str | None, name: str) -> Cursor | None:
+    """A cursor from a query parameter, header or body field (None when absent); 400 if bad."""
     if text is None or text == "":
         return None
     try:
@@ -63,16 +64,15 @@ def _flag(body: dict[str, Any], name: str) -> bool | None:
 async def list_notifications(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     user_id = services.auth.owner(request)
-    before = _cursor(request.query.get("cursor"), "cursor")
+    before = cursor_param(request.query.get("cursor"), "cursor")
     shelf = _shelf(request)
     page = await services.store.page(user_id, before, _limit(request), shelf)
     body: dict[str, Any] = {
         "items": [n.to_json() for n in page.items],
         "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
     }
-    if before is None:
-        newest = page.items[0].cursor if page.items and shelf is Shelf.INBOX else BEGINNING
-        body["feed_after"] = newest.encode()
+    if before is None and shelf is Shelf.INBOX:
+        body["feed_after"] = (page.items[0].cursor if page.items else BEGINNING).encode()
     return web.json_response(body)
 
 
@@ -119,7 +119,7 @@ async def mark_all(request: web.Request) -> web.Response:
         raise json_error(web.HTTPBadRequest, "give read: true (mark all read) or false (all unread)")
     if not isinstance(body.get("until"), str | None):
         raise json_error(web.HTTPBadRequest, "until must be a cursor from an earlier answer")
-    until = _cursor(body.get("until"), "until")
+    until = cursor_param(body.get("until"), "until")
     changed = await services.store.mark_all(user_id, read=read, until=until)
     return web.json_response({"updated": changed, "unread": await services.store.unread_count(user_id)})
 

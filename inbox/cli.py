@@ -11,6 +11,7 @@ import time
 from aiohttp import web
 
 from inbox.secret_files import TOKEN_SECRET, SecretMissing, read_secrets
+from inbox.services import StartupError
 from inbox.settings import InboxSettings
 from inbox.tokens import issue
 from streams.core.config import ConfigError
@@ -52,7 +53,7 @@ def _guarded(handler):  # noqa: ANN001, ANN202 - wraps the handlers below
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (ConfigError, SecretMissing, ValueError) as exc:
+        except (ConfigError, SecretMissing, StartupError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return run

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.api import _cursor
+from inbox.api import cursor_param
 from inbox.cursor import Cursor
 from inbox.hub import SeenIds, merge_replay
 from inbox.notifications import Notification
@@ -41,7 +41,7 @@ def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
 async def feed(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     user_id = services.auth.owner(request, allow_query_token=True)
-    after = _cursor(request.headers.get("Last-Event-ID") or request.query.get("after"), "cursor")
+    after = cursor_param(request.headers.get("Last-Event-ID") or request.query.get("after"), "cursor")
     # Subscribed before the replay is read, so nothing falls between the two.
     subscription = services.hub.subscribe(user_id)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",

@@ -49,8 +49,8 @@ SCHEMAS: dict[str, Any] = {
             "items": {"type": "array", "items": _ref("Notification")},
             "next_cursor": {"type": ["string", "null"],
                             "description": "pass as `cursor` for the next (older) page; null: last page"},
-            "feed_after": {"type": "string", "description": "first page only: pass as `after` to "
-                           "the feed, so nothing stored after this page is missed"},
+            "feed_after": {"type": "string", "description": "first page of the inbox shelf only: "
+                           "pass as `after` to the feed, so nothing stored after this page is missed"},
         },
     },
     "Receipt": {

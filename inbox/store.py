@@ -47,7 +47,7 @@ class InboxStore:
         self.pool = AsyncConnectionPool(dsn, min_size=1, max_size=max_connections, open=False,
                                         kwargs={"autocommit": True}, name="inbox")
 
-    async def open(self, timeout_s: float = 30) -> None:
+    async def open(self, timeout_s: float = 20) -> None:
         await self.pool.open(wait=True, timeout=timeout_s)
 
     async def close(self) -> None:
