@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # openssl makes the local stack's CA and the broker's certificate (stack/tls.py).
 DEBIAN_PACKAGES=(openjdk-17-jdk-headless maven postgresql docker-compose python3-venv openssl)
 # Monitoring: Prometheus (with promtool), Alertmanager and the PostgreSQL exporter run as plain
-# processes of the stack; chromium is the browser of the dashboard's test.
+# processes of the stack; chromium is the browser of the dashboard's and the inbox page's tests.
 MONITORING_SERVICES=(prometheus prometheus-alertmanager prometheus-postgres-exporter)
 DEBIAN_PACKAGES+=("${MONITORING_SERVICES[@]}" chromium)
 # What cargo needs to build the lag exporter (klag-exporter, with librdkafka inside).

@@ -39,7 +39,7 @@ from streams.connection.kafka import password_secret_name
 from streams.contracts.topics import CHANNELS, SINK_FAMILIES, Topics
 
 # SCRAM users made through the admin API (admin and broker come with the storage format).
-ROLES = ("producer", "worker", "connect", "ops", "monitoring", "registry")
+ROLES = ("producer", "worker", "connect", "ops", "monitoring", "registry", "inbox")
 SCRAM_ITERATIONS = 4096  # Kafka's minimum for SCRAM-SHA-512; each client login computes them
 
 CONNECT_GROUP = "notipipe-connect"
@@ -48,6 +48,7 @@ CONNECT_SINK_GROUP_PREFIX = "connect-"  # Connect names a sink's consumer group 
 REGISTRY_TOPICS = ("_schemas-journal", "_schemas-snapshots", "_schemas-events")  # kafkasql: journal,
 # snapshots, and the change events Apicurio publishes
 REGISTRY_GROUP_PREFIX = "notipipe-registry-"
+INBOX_GROUP_PREFIX = "notipipe-inbox-"
 OPS_GROUP_PREFIXES = ("notipipe-dlq-replay.", "notipipe-tail-", "notipipe-demo-", "notipipe-ops-")
 
 TOPIC, GROUP, CLUSTER = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.BROKER
@@ -99,6 +100,7 @@ def pipeline_grants(prefix: str, app_id: str) -> list[Grant]:
         # Kafka Connect's sinks read the deliveries and dead-letter what they cannot deliver (the
         # sink DLQ topics are made by `stack up`, so Connect needs no CREATE).
         Grant("connect", Op.READ, TOPIC, deliveries, PREFIXED),
+        Grant("connect", Op.READ, TOPIC, topics.receipts),  # the receipts sink (delivery status)
         Grant("connect", Op.WRITE, TOPIC, sink_dlqs, PREFIXED),
         # Operators: read the dead letters and the deliveries (replay, `notipipe tail`), write
         # the delivery topics only to replay a sink's dead letters to where they came from.
@@ -106,6 +108,9 @@ def pipeline_grants(prefix: str, app_id: str) -> list[Grant]:
         Grant("ops", Op.READ, TOPIC, sink_dlqs, PREFIXED),
         Grant("ops", Op.READ, TOPIC, deliveries, PREFIXED),
         Grant("ops", Op.WRITE, TOPIC, deliveries, PREFIXED),
+        # The inbox service: the in-app deliveries for its live feed, the receipts it is sent.
+        Grant("inbox", Op.READ, TOPIC, topics.deliveries("in_app")),
+        Grant("inbox", Op.WRITE, TOPIC, topics.receipts),
     ]
 
 
@@ -119,6 +124,8 @@ def shared_grants() -> list[Grant]:
         *(Grant("registry", Op.ALL, TOPIC, topic) for topic in REGISTRY_TOPICS),
         Grant("registry", Op.ALL, GROUP, REGISTRY_GROUP_PREFIX, PREFIXED),
         *(Grant("ops", Op.READ, GROUP, group, PREFIXED) for group in OPS_GROUP_PREFIXES),
+        # Its feed consumers are assigned partitions; librdkafka still names a group for them.
+        Grant("inbox", Op.READ, GROUP, INBOX_GROUP_PREFIX, PREFIXED),
         # A consumer-lag exporter: topics' end offsets and groups' committed offsets, no records.
         Grant("monitoring", Op.DESCRIBE, TOPIC, "*"),
         Grant("monitoring", Op.DESCRIBE, GROUP, "*"),

@@ -159,7 +159,8 @@ def cmd_reset(settings: StackSettings) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, stub, monitoring)",
+        "stack", help="run the local Kafka stack (broker, registry, Connect, PostgreSQL, inbox, stub, "
+                      "monitoring)",
         description="Bring the local stack up, check it, take it down. Jars come from Maven "
                     "Central into .cache/dist; data lives in .cache/data. Monitoring (Prometheus, "
                     "Alertmanager, the lag exporter, JMX agents, the PostgreSQL exporter and the "
@@ -170,8 +171,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "everything, apply database migrations, create topics, "
                                        "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
-                    help="start only these components (postgres kafka registry provider-stub connect "
-                         "lag-exporter postgres-exporter alertmanager prometheus dashboard)")
+                    help="start only these components (postgres kafka registry inbox provider-stub "
+                         "connect lag-exporter postgres-exporter alertmanager prometheus dashboard)")
     up.add_argument("--with-worker", action="store_true",
                     help="also start one router worker (log: .cache/logs/worker.log)")
     actions.add_parser(

@@ -21,6 +21,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from inbox.secret_files import TOKEN_SECRET, gateway_secret_name
+from inbox.settings import InboxSettings
 from stack import artifacts, secret_files
 from stack.acls_setup import CONNECT_GROUP, CONNECT_INTERNAL_TOPICS, REGISTRY_GROUP_PREFIX, REGISTRY_TOPICS
 from stack.artifacts import PrerequisiteError, check_java
@@ -34,6 +36,9 @@ from stack.tls import TlsFiles, ensure_certificates
 from streams.connection import postgres as pg_roles
 from streams.connection.http import connect_client
 from streams.connection.kafka import password_secret_name
+
+# The name the provider stub reports receipts under (its secret: .cache/secrets/receipts-stub).
+STUB_GATEWAY = "stub"
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -570,8 +575,45 @@ class Postgres(Component):
 
 
 @dataclass
+class InboxService(Component):
+    """One instance of the inbox service (`notipipe inbox serve`) on this stack's pipeline."""
+
+    name: str = "inbox"
+
+    def __post_init__(self) -> None:
+        self.port = InboxSettings.from_env().port
+
+    def prepare(self) -> None:
+        for name in (TOKEN_SECRET, gateway_secret_name(STUB_GATEWAY)):
+            secret(self.settings, name)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "streams.cli", "inbox", "serve"]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "NOTIPIPE_BOOTSTRAP_SERVERS": self.settings.bootstrap_servers,
+                "NOTIPIPE_REGISTRY_URL": self.settings.registry_url,
+                "NOTIPIPE_TOPIC_PREFIX": self.settings.topic_prefix,
+                "NOTIPIPE_INBOX_PORT": str(self.port),
+                # The reader role: SELECT on the inbox, UPDATE of its read_at and archived_at.
+                "NOTIPIPE_INBOX_POSTGRES_DSN": os.environ.get("NOTIPIPE_INBOX_POSTGRES_DSN")
+                or pg_roles.dsn(self.settings, pg_roles.READER),
+                "NOTIPIPE_INBOX_SECRETS_DIR": str(secrets_dir(self.settings))}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        return http_ok(f"{self.url}/health")
+
+
+@dataclass
 class ProviderStub(Component):
-    """The aiohttp stand-in for the email/SMS/push provider gateways."""
+    """The aiohttp stand-in for the email/SMS/push provider gateways; it reports receipts to the
+    stack's inbox service as the gateway `stub`."""
 
     name: str = "provider-stub"
     restart_on_new_command = True
@@ -579,10 +621,19 @@ class ProviderStub(Component):
     def __post_init__(self) -> None:
         self.port = self.settings.stub_port
 
+    def prepare(self) -> None:
+        secret(self.settings, gateway_secret_name(STUB_GATEWAY))
+
     def command(self) -> list[str]:
-        # Like a real gateway, it answers 401 to a request without its channel's token.
+        # Like a real gateway, it answers 401 to a request without its channel's token, and it
+        # reports what became of each send to the inbox service's receipt webhook.
+        inbox = InboxService(self.settings)
         return [sys.executable, "-m", "stack.provider_stub", "--host", "127.0.0.1",
-                "--port", str(self.port), "--tokens-file", str(secret_files.gateway_tokens(self.settings))]
+                "--port", str(self.port), "--tokens-file", str(secret_files.gateway_tokens(self.settings)),
+                "--gateway", STUB_GATEWAY,
+                "--receipts-url", f"{inbox.url}/v1/receipts/{STUB_GATEWAY}",
+                "--receipts-secret-file",
+                str(secrets_dir(self.settings) / gateway_secret_name(STUB_GATEWAY))]
 
     def config_files(self) -> list[Path]:
         return [secret_files.gateway_tokens(self.settings)]
@@ -638,7 +689,7 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
     from stack.monitoring_components import monitoring_components
 
     components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
-                                   ProviderStub(settings), Connect(settings),
+                                   InboxService(settings), ProviderStub(settings), Connect(settings),
                                    *monitoring_components(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():

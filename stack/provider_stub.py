@@ -17,10 +17,17 @@ HTTP API (all bodies JSON):
   DELETE /requests         forget all requests (and the delivery ids seen)
   POST   /faults           add a fault: {"channel": "email"|"*", "mode": "error"|"slow"|"reject",
                            "status": 503, "delay_ms": 2000, "duration_s": 20, "match": "substr",
-                           "times": 3}; duration_s and times are optional limits (none: until cleared)
+                           "times": 3}; duration_s and times are optional limits (none: until cleared).
+                           Receipt modes "bounce", "fail" (with an optional "reason") and "open":
+                           the send is accepted and its receipt says BOUNCED, FAILED, or DELIVERED
+                           then OPENED (stack/stub_receipts.py)
   GET    /faults           active faults
   DELETE /faults           clear faults (all, or ?channel=)
+  GET    /receipts         receipts reported to the webhook (?delivery_id=&status=), with outcome
   GET    /health           liveness plus counters
+
+With --receipts-url (and --receipts-secret-file) every accepted send is followed by a signed
+receipt to that webhook, as a real gateway reports delivery status.
 """
 
 from __future__ import annotations
@@ -43,12 +50,15 @@ from typing import Any
 
 from aiohttp import web
 
+from inbox.secret_files import SecretMissing, read_secrets
+from stack.stub_receipts import RECEIPT_MODES, ReceiptReporter, delivery_refs, receipts_for
+
 log = logging.getLogger("notipipe.provider_stub")
 
 DEFAULT_PORT = 8090
 PORT_ENV = "NOTIPIPE_STUB_PORT"
-MODES = ("error", "slow", "reject")
-DEFAULT_STATUS = {"error": 503, "reject": 400, "slow": 200}
+MODES = ("error", "slow", "reject", *RECEIPT_MODES)
+DEFAULT_STATUS = {"error": 503, "reject": 400, "slow": 200, **{mode: 200 for mode in RECEIPT_MODES}}
 DEFAULT_DELAY_MS = 2000
 DEFAULT_MAX_REQUESTS = 100_000
 
@@ -71,6 +81,7 @@ class Fault:
     created_at: float
     expires_at: float | None
     used: int = 0
+    reason: str | None = None  # a receipt mode's reason (bounce, fail)
 
     def active(self, now: float) -> bool:
         if self.expires_at is not None and now >= self.expires_at:
@@ -125,8 +136,13 @@ class StubState:
             raise ValueError("an 'error' fault answers a 5xx status")
         if mode == "reject" and not 400 <= status <= 499:
             raise ValueError("a 'reject' fault answers a 4xx status")
+        if mode in RECEIPT_MODES and status != 200:
+            raise ValueError("a receipt mode accepts the send: its status is 200")
         if not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
+        reason = spec.get("reason")
+        if reason is not None and (mode not in ("bounce", "fail") or not isinstance(reason, str)):
+            raise ValueError("reason is a string, for the bounce and fail modes")
         delay_ms = int(spec.get("delay_ms", DEFAULT_DELAY_MS if mode == "slow" else 0))
         duration = spec.get("duration_s")
         duration_s = None if duration is None else float(duration)
@@ -150,6 +166,7 @@ class StubState:
             times=times_n,
             created_at=now,
             expires_at=None if duration_s is None else now + duration_s,
+            reason=reason,
         )
         self.faults.append(fault)
         return fault
@@ -234,6 +251,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 STATE_KEY = web.AppKey("state", StubState)
+REPORTER_KEY = web.AppKey("receipts", ReceiptReporter)
 
 
 async def handle_send(request: web.Request) -> web.Response:
@@ -250,10 +268,15 @@ async def handle_send(request: web.Request) -> web.Response:
     now = state.clock()
     delay_ms = 0
     failing: Fault | None = None
+    receipt_fault: Fault | None = None
     for fault in state.active_faults():
         if not fault.applies(channel, raw, now):
             continue
-        if fault.mode == "slow":
+        if fault.mode in RECEIPT_MODES:
+            if receipt_fault is None:
+                receipt_fault = fault
+                fault.used += 1
+        elif fault.mode == "slow":
             delay_ms += fault.delay_ms
             fault.used += 1
         elif failing is None:
@@ -309,6 +332,12 @@ async def handle_send(request: web.Request) -> web.Response:
         extra={"fields": {k: entry[k] for k in ("seq", "channel", "delivery_id", "status", "outcome",
                                                  "attempt", "duplicate", "delay_ms", "client_gone")}},
     )
+    reporter = request.app.get(REPORTER_KEY)
+    if reporter is not None and outcome == "accepted":
+        reporter.report(receipts_for(delivery_refs(body, channel),
+                                     receipt_fault.mode if receipt_fault else None,
+                                     receipt_fault.reason if receipt_fault else None,
+                                     time.time_ns() // 1_000_000))
     if cancelled is not None:
         raise cancelled
     answer = {"seq": entry["seq"], "accepted": failing is None, "delivery_id": entry["delivery_id"],
@@ -403,6 +432,13 @@ async def handle_clear_faults(request: web.Request) -> web.Response:
     return _json({"cleared": n})
 
 
+async def handle_receipts(request: web.Request) -> web.Response:
+    reporter = request.app.get(REPORTER_KEY)
+    rows = [] if reporter is None else reporter.listed(request.query.get("delivery_id"),
+                                                       request.query.get("status"))
+    return _json({"enabled": reporter is not None, "count": len(rows), "receipts": rows})
+
+
 async def handle_health(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     outcomes: dict[str, int] = {}
@@ -412,15 +448,24 @@ async def handle_health(request: web.Request) -> web.Response:
                   "faults": len(state.active_faults())})
 
 
-def create_app(state: StubState | None = None) -> web.Application:
+def create_app(state: StubState | None = None, reporter: ReceiptReporter | None = None) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[STATE_KEY] = state or StubState()
+    if reporter is not None:
+        app[REPORTER_KEY] = reporter
+
+        async def reporting(_: web.Application):  # noqa: ANN202 - aiohttp cleanup context
+            await reporter.start()
+            yield
+            await reporter.stop()
+        app.cleanup_ctx.append(reporting)
     app.router.add_post("/send/{channel}", handle_send)
     app.router.add_get("/requests", handle_requests)
     app.router.add_delete("/requests", handle_clear_requests)
     app.router.add_post("/faults", handle_add_fault)
     app.router.add_get("/faults", handle_list_faults)
     app.router.add_delete("/faults", handle_clear_faults)
+    app.router.add_get("/receipts", handle_receipts)
     app.router.add_get("/health", handle_health)
     return app
 
@@ -477,6 +522,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_REQUESTS,
         help="keep at most this many recorded requests, oldest dropped first (default: %(default)s)",
     )
+    parser.add_argument("--gateway", default="stub",
+                        help="the gateway name receipts are reported as (default: %(default)s)")
+    parser.add_argument("--receipts-url", metavar="URL",
+                        help="report a receipt for each accepted send to this webhook (the inbox "
+                             "service's /v1/receipts/<gateway>); unset: no receipts")
+    parser.add_argument("--receipts-secret-file", type=Path, metavar="FILE",
+                        help="the gateway's signing secret (its first line); needed with --receipts-url")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log level (default: %(default)s)")
     parser.add_argument("--tokens-file", type=Path, metavar="FILE",
@@ -496,7 +548,16 @@ def main(argv: list[str] | None = None) -> int:
             tokens = read_tokens(args.tokens_file)
         except (OSError, ValueError) as exc:
             parser.error(f"--tokens-file: {exc}")
-    app = create_app(StubState(max_requests=args.max_requests, tokens=tokens))
+    reporter = None
+    if args.receipts_url:
+        if args.receipts_secret_file is None:
+            parser.error("--receipts-url needs --receipts-secret-file")
+        try:
+            secret = read_secrets(args.receipts_secret_file.parent, args.receipts_secret_file.name)[0]
+        except SecretMissing as exc:
+            parser.error(str(exc))
+        reporter = ReceiptReporter(args.receipts_url, secret)
+    app = create_app(StubState(max_requests=args.max_requests, tokens=tokens), reporter)
     log.info("listening", extra={"fields": {"host": args.host, "port": args.port,
                                             "tokens_required": sorted(tokens) if tokens else False}})
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)

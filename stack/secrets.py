@@ -26,12 +26,18 @@ def secrets_dir(settings: StackSettings) -> Path:
 
 
 def secret(settings: StackSettings, name: str) -> str:
-    """The secret called `name`, generated (URL-safe, 24 random bytes) into its file on first use.
+    """The stack's secret called `name`, generated into its file on first use."""
+    return secret_in(secrets_dir(settings), name)
+
+
+def secret_in(directory: Path, name: str) -> str:
+    """The secret `<directory>/<name>`, generated (URL-safe, 24 random bytes) on first use.
 
     Two processes asking at once get the same value: the file appears complete or not at all."""
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"not a secret name: {name!r}")
-    path = secrets_dir(settings) / name
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / name
     try:
         return path.read_text().strip()
     except FileNotFoundError:

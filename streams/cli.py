@@ -21,6 +21,7 @@ COMMANDS = {
     "tail": "streams.client.cli",
     "demo": "streams.client.demo",
     "settings": "streams.settings_cli",
+    "inbox": "inbox.cli",
     "bench": "bench.cli",
     "dashboard": "monitoring.dashboard",
     "lag": "monitoring.lag_cli",

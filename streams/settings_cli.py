@@ -11,6 +11,7 @@ from streams.core.config import ConfigError, markdown, variables
 
 def sections() -> list[tuple[str, str, type]]:
     """(title, who reads them, settings class), in the order the docs list them."""
+    from inbox.settings import InboxSettings
     from monitoring.settings import MonitoringSettings
     from stack.settings import StackSettings
     from streams.client.sdk import ClientSettings
@@ -21,6 +22,7 @@ def sections() -> list[tuple[str, str, type]]:
         ("Worker process", "`notipipe worker`", WorkerSettings),
         ("Routing rules", "`notipipe worker` (and the benchmark's peers)", RouterSettings),
         ("Producers", "the SDK and the `send`, `prefs`, `tail`, `demo` commands", ClientSettings),
+        ("Inbox service", "`notipipe inbox`", InboxSettings),
         ("Local stack", "`notipipe stack` and the tests", StackSettings),
         ("Monitoring", "the stack's Prometheus, Alertmanager, lag exporter and dashboard, and "
          "`notipipe lag`", MonitoringSettings),
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  error: {exc}", file=sys.stderr)
         for var in variables(cls):
             value = os.environ.get(var.name)
-            shown = "(default)" if value is None else ("***" if "PASSWORD" in var.name else value)
+            secret = "PASSWORD" in var.name or var.name.endswith("_DSN")  # a DSN may hold a password
+            shown = "(default)" if value is None else ("***" if secret else value)
             print(f"  {var.name:<34} {shown:<20} {var.doc}")
     return 0
 

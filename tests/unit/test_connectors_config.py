@@ -17,8 +17,14 @@ from streams.contracts.topics import CHANNELS, Topics
 
 SETTINGS = StackSettings.from_env({"NOTIPIPE_TOPIC_PREFIX": "pfx."})
 DELIVERY_FIELDS = {f["name"] for f in load_schema("delivery")["fields"]}
-# Columns the sinks never write: the app's (read_at) and the database's (stored_at default now()).
-NOT_FROM_THE_SINK = {"read_at", "stored_at"}
+RECEIPT_FIELDS = {f["name"] for f in load_schema("delivery_status")["fields"]}
+# Columns the sinks never write: the inbox service's (read_at, archived_at), the database's
+# (stored_at default now()) and those the receipts' triggers keep (delivery_log.status*).
+NOT_FROM_THE_SINK = {
+    "inbox": {"read_at", "archived_at", "stored_at"},
+    "delivery_log": {"stored_at", "status", "status_reason", "status_provider", "status_reported_at"},
+    "delivery_receipts": {"stored_at"},
+}
 
 
 def connectors() -> dict[str, dict[str, str]]:
@@ -26,18 +32,23 @@ def connectors() -> dict[str, dict[str, str]]:
 
 
 def table_columns(table: str) -> set[str]:
-    """Column names of a CREATE TABLE in the migrations (good enough for this project's DDL)."""
+    """Column names of a CREATE TABLE in the migrations and of the ALTER TABLE ... ADD COLUMNs
+    after it (good enough for this project's DDL)."""
     sql = "\n".join(m.sql for m in find_migrations())
     body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
     assert body, f"no CREATE TABLE {table} in connectors/sql"
-    return {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
+    columns = {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
+    for alter in re.finditer(rf"ALTER TABLE {table}\b(.*?);", sql, re.S):
+        columns |= set(re.findall(r"ADD COLUMN ([a-z_]+)", alter.group(1)))
+    return columns
 
 
 def test_every_file_renders_and_is_named_after_its_connector() -> None:
     for path in CONNECTOR_DIR.glob("*.json"):
         spec = json.loads(path.read_text())
         assert spec["name"] == path.stem
-    assert set(connectors()) == {"jdbc-inbox", "jdbc-delivery-log", "http-email", "http-sms", "http-push"}
+    assert set(connectors()) == {"jdbc-inbox", "jdbc-delivery-log", "jdbc-receipts", "http-email",
+                                 "http-sms", "http-push"}
     for config in connectors().values():
         # What is left for Connect are its config providers' references (secrets), nothing else.
         left = [v for v in config.values() if "${" in v]
@@ -96,7 +107,23 @@ def test_jdbc_sinks_write_exactly_the_owned_columns_with_upsert(name: str, table
     assert config["transforms.columns.type"] == "org.apache.kafka.connect.transforms.ReplaceField$Value"
     assert kept <= DELIVERY_FIELDS
     assert "items" not in kept, "array<record> has no column type; it is left out"
-    assert kept == table_columns(table) - NOT_FROM_THE_SINK
+    assert kept == table_columns(table) - NOT_FROM_THE_SINK[table]
+
+
+def test_the_receipts_sink_keeps_the_latest_status_per_delivery() -> None:
+    config = connectors()["jdbc-receipts"]
+    assert config["topics"] == Topics("pfx.").receipts
+    assert config["collection.name.format"] == "delivery_receipts"
+    assert (config["insert.mode"], config["primary.key.mode"], config["primary.key.fields"]) == (
+        "upsert", "record_value", "delivery_id")
+    assert config["schema.evolution"] == "none"
+    kept = set(config["transforms.columns.include"].split(","))
+    table = "delivery_receipts"
+    assert kept == RECEIPT_FIELDS == table_columns(table) - NOT_FROM_THE_SINK[table]
+    assert config["errors.deadletterqueue.topic.name"] == "pfx.notifications.sink-dlq.jdbc"
+    # delivery_log gets the status columns, kept by triggers from delivery_receipts, never by a sink.
+    assert {"status", "status_reported_at"} <= table_columns("delivery_log")
+    assert "status" not in connectors()["jdbc-delivery-log"]["transforms.columns.include"].split(",")
 
 
 def test_http_sinks_post_each_channel_to_its_gateway_and_dead_letter_failures() -> None:

@@ -72,7 +72,10 @@ def test_each_principal_gets_only_what_its_job_needs() -> None:
         ("WRITE", "TOPIC", "p.notifications.dlq", "LITERAL"),
         ("ALL", "TOPIC", "p.router", "PREFIXED"), ("ALL", "GROUP", "p.router", "PREFIXED")}
     assert _of("connect", mine) == {("READ", "TOPIC", "p.notifications.deliveries.", "PREFIXED"),
+                                    ("READ", "TOPIC", "p.notifications.receipts", "LITERAL"),
                                     ("WRITE", "TOPIC", "p.notifications.sink-dlq.", "PREFIXED")}
+    assert _of("inbox", mine) == {("READ", "TOPIC", "p.notifications.deliveries.in_app", "LITERAL"),
+                                  ("WRITE", "TOPIC", "p.notifications.receipts", "LITERAL")}
     shared = shared_grants()
     assert _of("monitoring", shared) == {("DESCRIBE", "TOPIC", "*", "LITERAL"),
                                          ("DESCRIBE", "GROUP", "*", "LITERAL"),
