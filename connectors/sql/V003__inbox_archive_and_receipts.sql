@@ -58,14 +58,16 @@ $$;
 CREATE TRIGGER keep_latest BEFORE UPDATE ON delivery_receipts
     FOR EACH ROW EXECUTE FUNCTION delivery_receipts_keep_latest();
 
--- Both directions take the same per-delivery lock, so a receipt and its delivery_log row stored
--- at the same moment by the two sinks cannot miss each other. SECURITY DEFINER: the sinks' roles
--- need no rights on the other sink's table.
+-- Both directions take the same lock, so a receipt and its delivery_log row stored at the same
+-- moment by the two sinks cannot miss each other. One lock for every delivery, not one each: the
+-- sinks write batches of rows in their own orders, and a lock per row taken in two orders
+-- deadlocks. It serializes the two sinks' transactions with each other (not the inbox sink's).
+-- SECURITY DEFINER: the sinks' roles need no rights on the other sink's table.
 CREATE FUNCTION delivery_receipts_to_log() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
     AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('delivery_status'), hashtext(NEW.delivery_id));
+    PERFORM pg_advisory_xact_lock(hashtext('delivery_status'));
     UPDATE delivery_log
        SET status = NEW.status, status_reason = NEW.reason, status_provider = NEW.provider,
            status_reported_at = NEW.reported_at
@@ -81,7 +83,7 @@ CREATE FUNCTION delivery_log_status_from_receipts() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
     AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('delivery_status'), hashtext(NEW.delivery_id));
+    PERFORM pg_advisory_xact_lock(hashtext('delivery_status'));
     SELECT status, reason, provider, reported_at
       INTO NEW.status, NEW.status_reason, NEW.status_provider, NEW.status_reported_at
       FROM delivery_receipts WHERE delivery_id = NEW.delivery_id;

@@ -22,12 +22,14 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from inbox.api import BEGINNING
 from stack.components import InboxService
+from stack.connectors_setup import connect_request
 from stack.settings import StackSettings
 from streams.client.sdk import NotificationClient
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.topics import Topics
 from streams.core.model import Channel, ChannelPreference, Delivery, DeliveryKind, Preferences, Priority
 from tests.integration.inbox_harness import GATEWAY, InboxInstance, Secrets, scoped_connectors
+from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import ROOT, PipelineEnv, Watcher, WorkerProcess
 from tests.waiting import wait_for
 
@@ -93,12 +95,10 @@ def send_in_app(client: NotificationClient, watcher: Watcher, user: str, title: 
 
 
 def connector_action(settings: StackSettings, name: str, action: str) -> None:
-    request = urllib.request.Request(f"{settings.connect_url}/connectors/{name}/{action}", method="PUT")
-    urllib.request.urlopen(request, timeout=30).close()
+    connect_request(settings, "PUT", f"/connectors/{name}/{action}")
 
     def state() -> str:
-        with urllib.request.urlopen(f"{settings.connect_url}/connectors/{name}/status", timeout=10) as r:
-            status = json.load(r)
+        status = connect_request(settings, "GET", f"/connectors/{name}/status")
         states = {status["connector"]["state"], *(t["state"] for t in status["tasks"])}
         return states == {"PAUSED" if action == "pause" else "RUNNING"}
     wait_for(state, 60, f"connector {name} to {action}")
@@ -247,7 +247,7 @@ def test_the_demo_page_shows_a_new_notification_live_and_marks_it_read(
 
 def _messages_of(settings: StackSettings, topic: str, user: str, count: int) -> list[Any]:
     """The first `count` messages of `user` (by key) on a topic, from its beginning."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+    consumer = Consumer({**admin_config(settings),
                          "group.id": f"it-{uuid.uuid4().hex}", "auto.offset.reset": "earliest",
                          "enable.auto.commit": False})
     consumer.subscribe([topic])
@@ -321,7 +321,7 @@ def test_a_receipt_through_the_webhook_ends_as_the_status_in_delivery_log(
              "the early receipt stored")
     topics = Topics(pipeline_env.prefix)
     codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = Producer(admin_config(settings))
     producer.produce(topics.deliveries("in_app"), key=user.encode(),
                      value=codec.encode(f"{topics.deliveries('in_app')}-value", early.to_avro()))
     assert producer.flush(30) == 0
