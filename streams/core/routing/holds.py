@@ -56,17 +56,15 @@ def add(
     return opened
 
 
-def _newness(item: DigestItem) -> tuple[int, str]:
-    return item.occurred_at, item.event_id  # event_id breaks ties deterministically
-
-
 def _insert_item(items: list[DigestItem], item: DigestItem, max_items: int) -> None:
-    """Keep the newest ``max_items`` by occurred_at, newest first, whatever the arrival order."""
-    key = _newness(item)
-    if len(items) >= max_items and key <= _newness(items[-1]):
+    """Keep the newest ``max_items``, newest first: by occurred_at, and among equal ones by
+    arrival (the order the router saw them, which a replay repeats). The item arriving now is
+    the latest arrival, so it goes before every item that did not occur after it."""
+    occurred = item.occurred_at
+    if len(items) >= max_items and occurred < items[-1].occurred_at:
         return
     pos = 0
-    while pos < len(items) and _newness(items[pos]) > key:
+    while pos < len(items) and items[pos].occurred_at > occurred:
         pos += 1
     items.insert(pos, item)
     del items[max_items:]
