@@ -24,6 +24,8 @@ _LABELS = {
     "events": ("outcome",),
     "preferences": ("outcome",),
     "commit_flushes": ("outcome",),
+    "fallback": ("outcome",),
+    "receipt": ("outcome",),
 }
 
 

@@ -26,11 +26,15 @@ def connectors() -> dict[str, dict[str, str]]:
 
 
 def table_columns(table: str) -> set[str]:
-    """Column names of a CREATE TABLE in the migrations (good enough for this project's DDL)."""
+    """Column names of a CREATE TABLE in the migrations and of the ALTER TABLE ... ADD COLUMNs
+    after it (good enough for this project's DDL)."""
     sql = "\n".join(m.sql for m in find_migrations())
     body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
     assert body, f"no CREATE TABLE {table} in connectors/sql"
-    return {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
+    columns = {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
+    for alter in re.finditer(rf"ALTER TABLE {table}\b(.*?);", sql, re.S):
+        columns |= set(re.findall(r"ADD COLUMN ([a-z_]+)", alter.group(1)))
+    return columns
 
 
 def test_every_file_renders_and_is_named_after_its_connector() -> None:

@@ -1,4 +1,5 @@
-"""Pending holds (digest, quiet hours, throttle overflow): adding events and the due index."""
+"""Pending holds (digest, quiet hours, throttle overflow): adding events, and when the user's
+holds and fallbacks fall due."""
 
 from __future__ import annotations
 
@@ -83,10 +84,12 @@ def drop_expired(hold: Hold, now_ms: int) -> int:
 
 
 def next_due_ms(state: UserState) -> int | None:
-    """Earliest due time of the user's holds, for the flush timer's due index."""
-    if not state.holds:
-        return None
-    return min(h.due_at_ms for h in state.holds.values())
+    """Earliest due time of the user's holds and fallbacks, for the flush timer's due index."""
+    due = min((h.due_at_ms for h in state.holds.values()), default=None)
+    if state.fallbacks:
+        fallback_due = min(f.due_at_ms for f in state.fallbacks.values())
+        due = fallback_due if due is None else min(due, fallback_due)
+    return due
 
 
 def due_keys(state: UserState, now_ms: int) -> list[str]:
