@@ -211,15 +211,16 @@ class UserState:
         if version not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported UserState version {version!r}")
         seen = d.get("seen")
-        return cls(
-            user_id=d.get("user_id", ""),
-            seen=SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
-            throttle={
-                Channel.parse(k): ThrottleWindow(v[0], v[1])
-                for k, v in (d.get("throttle") or {}).items()
-            },
-            holds={k: Hold.from_dict(h) for k, h in (d.get("holds") or {}).items()},
-            fallbacks={k: PendingFallback.from_dict(k, f)
-                       for k, f in (d.get("fallbacks") or {}).items()},
-            fell_back=d.get("fell_back") or {},
+        # Positional, and the fallback parts only when present (most states have none): a state
+        # is decoded for every event, and keyword arguments cost more to match.
+        state = cls(
+            d.get("user_id", ""),
+            SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
+            {Channel.parse(k): ThrottleWindow(v[0], v[1]) for k, v in (d.get("throttle") or {}).items()},
+            {k: Hold.from_dict(h) for k, h in (d.get("holds") or {}).items()},
         )
+        if "fallbacks" in d:
+            state.fallbacks = {k: PendingFallback.from_dict(k, f) for k, f in d["fallbacks"].items()}
+        if "fell_back" in d:
+            state.fell_back = d["fell_back"]
+        return state
