@@ -49,9 +49,9 @@ CHANNEL_LIST = Parser(_channels, "a comma-separated list of channels from "
                       + ", ".join(c.key for c in CHANNEL_ORDER), empty=())
 
 
-def _fallback_chains(text: str) -> dict[str, FallbackChain]:
+def fallback_chains(text: str) -> dict[str, FallbackChain]:
     """``security=push>sms>email/30,billing=email>sms``: per category, channels in turn and an
-    optional timeout in seconds."""
+    optional timeout in seconds. Raises ``Invalid`` saying what is wrong."""
     chains: dict[str, FallbackChain] = {}
     for entry in text.split(","):
         if not entry.strip():
@@ -86,7 +86,7 @@ def _fallback_chains(text: str) -> dict[str, FallbackChain]:
 
 
 SECONDS = seconds_as_ms()
-FALLBACK_CHAINS = Parser(_fallback_chains, "comma-separated <category>=<channel>><channel>[>...]"
+FALLBACK_CHAINS = Parser(fallback_chains, "comma-separated <category>=<channel>><channel>[>...]"
                          "[/<timeout seconds>] entries, e.g. security=push>sms>email/30", empty={})
 
 

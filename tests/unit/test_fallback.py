@@ -339,3 +339,15 @@ def test_a_state_with_nothing_but_a_settled_chain_is_kept_until_late_receipts_ar
     assert not state.is_empty()
     go(event("n1"), None, state, T0 + RULES.dedupe_retention_ms + 1, settings=RULES)
     assert state.fell_back == {}
+
+
+def test_the_cli_takes_a_users_chain_per_flag_with_a_timeout_in_whole_seconds() -> None:
+    import argparse
+
+    from streams.client.cli import _fallback
+
+    assert _fallback("security=push>sms/30") == ("security", FallbackChain((PUSH, SMS), 30 * SECOND))
+    for bad, says in (("security=push", "at least two"), ("a=push>sms/1.5", "whole seconds"),
+                      ("a=push>sms,b=sms>push", "one CATEGORY")):
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            _fallback(bad)
