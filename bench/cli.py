@@ -13,6 +13,7 @@ from stack.settings import PROJECT_ROOT, ConfigError, StackSettings
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
 ALL_SYSTEMS = ("notipipe", "confluent-loop", "quix", "naive-faust")
+FALLBACK_SYSTEM = "notipipe-fallback"
 
 
 def _csv(kind):  # noqa: ANN001, ANN202
@@ -48,6 +49,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--workers", type=_csv(int), default=None, help="worker process counts to run (default: 1,2)"
+    )
+    parser.add_argument(
+        "--fallback",
+        action="store_true",
+        help="also run the notipipe worker with fallback chains on (bench/systems.py BENCH_FALLBACKS: "
+        "40 %% of the events, 5 s timeouts), right after it without: ev/CPU-s of both in one run",
+    )
+    parser.add_argument(
+        "--receipt-share",
+        type=float,
+        default=0.5,
+        help="share of the e-mail, SMS and push deliveries the benchmark answers with a receipt on "
+        "the receipts topic, one in ten BOUNCED (bench/receipts.py; default: 0.5, 0: none)",
     )
     parser.add_argument(
         "--peers-2w",
@@ -161,12 +175,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    unknown = [s for s in args.systems if s not in SYSTEMS]
+    unknown = [s for s in args.systems if s not in SYSTEMS or s == FALLBACK_SYSTEM]
     if unknown:
         print(f"error: unknown systems {unknown}; choose from {', '.join(ALL_SYSTEMS)}", file=sys.stderr)
         return 2
     if args.rate_base is not None and args.rate_base <= 0:
         print(f"error: --rate-base must be a positive rate, got {args.rate_base}", file=sys.stderr)
+        return 2
+    if not 0 <= args.receipt_share <= 1:
+        print(f"error: --receipt-share must be between 0 and 1, got {args.receipt_share}", file=sys.stderr)
+        return 2
+    if args.fallback and "notipipe" not in args.systems:
+        print("error: --fallback compares with the notipipe worker: keep notipipe in --systems",
+              file=sys.stderr)
         return 2
     if args.max_runs is not None and args.max_runs < 1:
         print(f"error: --max-runs must be at least 1, got {args.max_runs}", file=sys.stderr)
@@ -211,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
             if w > 1 and name != "notipipe" and not peers_2w:
                 continue
             runs.append((name, w))
+            if name == "notipipe" and args.fallback:
+                runs.append((FALLBACK_SYSTEM, w))
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = BenchConfig(
@@ -237,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
             "NOTIPIPE_THROTTLE_WINDOW_S": "10",
             "NOTIPIPE_TICK_INTERVAL_S": "1.0",
         },
+        receipt_share=args.receipt_share,
         out_dir=out_dir,
         log=lambda s: print(s, flush=True),
     )

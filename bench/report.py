@@ -208,6 +208,7 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
         )
     )
     _ = one
+    out.extend(_fallback_comparison(runs))
 
     rows = []
     for r in runs:
@@ -310,6 +311,37 @@ def tables(runs: list[SystemRun], core: dict | None = None) -> str:
         )
         out.extend(timelines)
     return "\n".join(out)
+
+
+def _fallback_comparison(runs: list[SystemRun]) -> list[str]:
+    """The worker's events per CPU-second without and with fallback chains, from the same run: the
+    median bursts, and every phase together (CPU seconds over events), which takes in the timed-out
+    fallbacks of a phase that go out during the next."""
+    rows = []
+    for on in runs:
+        if on.system != "notipipe-fallback" or on.error:
+            continue
+        off = next((r for r in runs
+                    if r.system == "notipipe" and r.workers == on.workers and not r.error), None)
+        if off is None:
+            continue
+        pair = []
+        for r in (off, on):
+            burst = r.median_burst()
+            cpu = sum(p.sut_cpu_s for p in r.phases)
+            pair.append((burst.events_per_cpu_s if burst else math.nan,
+                         sum(p.events for p in r.phases) / cpu if cpu > 0 else math.nan))
+        (burst_off, all_off), (burst_on, all_on) = pair
+        counters = on.totals.get("worker_fallback_counters", {})
+        rows.append([str(on.workers), fmt_rate(burst_off), fmt_rate(burst_on), _ratio(burst_on, burst_off),
+                     fmt_rate(all_off), fmt_rate(all_on), _ratio(all_on, all_off),
+                     str(counters.get("fallback.watched", 0)), str(counters.get("fallback.sent", 0)),
+                     str(counters.get("fallback.cleared", 0))])
+    if not rows:
+        return []
+    return ["\nFallback chains off vs on (notipipe worker, ev/CPU-s of its processes; receipts flow in both)",
+            _table(["workers", "burst off", "burst on", "on/off", "all phases off", "all phases on",
+                    "on/off", "watched", "fell back", "cleared"], rows)]
 
 
 def _soak_memory(samples: list[dict], summary: dict | None) -> list[str]:

@@ -27,6 +27,7 @@ import math
 import shutil
 import statistics
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from .core import measure_core
 from .kafka_io import DeliveryRecord, LagSampler, OffsetProbe, PacedSend
 from .memory import MemorySampler, summarize
 from .profile import Profiler
+from .receipts import ReceiptResponder
 from .stats import Schedule, Segment, latency_by_window, latency_summary, sustained_rate
 from .systems import SYSTEMS, Running, System, machine_cpu_s, proc_cpu_s
 from .workload import EventStream, WorkloadSpec, preferences_for
@@ -78,6 +80,7 @@ class BenchConfig:
     soak_events: int
     profile: bool
     router_env: dict[str, str]
+    receipt_share: float  # of the e-mail, SMS and push deliveries, answered with a receipt
     out_dir: Path
     log: Callable[[str], None] = print
 
@@ -193,6 +196,7 @@ def _codec_factory(stack: StackSettings) -> Callable[[str], AvroCodec]:
         codec = AvroCodec(registry, auto_register=True)
         codec.add_subject(subject_for(f"{prefix}notifications.events"), load_schema("notification_event"))
         codec.add_subject(subject_for(f"{prefix}notifications.preferences"), load_schema("user_preferences"))
+        codec.add_subject(subject_for(f"{prefix}notifications.receipts"), load_schema("delivery_status"))
         return codec
 
     return make
@@ -220,6 +224,7 @@ class SystemBench:
         self.log_dir = cfg.out_dir / "logs" / run_id
         self.run_id = run_id
         self.running: Running | None = None
+        self.responder: ReceiptResponder | None = None
         self.broker_pid = read_pid(stack.run_dir / "kafka.pid")
         self.stream_seed = 100
         self._all_records: list[DeliveryRecord] = []
@@ -267,6 +272,9 @@ class SystemBench:
         self.probe = OffsetProbe(self.stack)
         self.reader = kafka_io.DeliveryReader(self.stack, self.topics)
         self.producer = kafka_io.make_producer(self.stack)
+        if cfg.receipt_share > 0:
+            self.responder = ReceiptResponder(self.stack, self.topics, self.codec, cfg.receipt_share)
+            self.responder.start()
         prefs_id = self.codec.schema_id(subject_for(self.topics.preferences))
         kafka_io.produce_all(
             self.producer,
@@ -606,6 +614,11 @@ class SystemBench:
             "max_phase_missing_sample": sorted(expected - max_delivered)[:20],
             "rss_mb_end": self.running.rss_mb() if self.running else [],
         }
+        if self.responder is not None:
+            self.result.totals["receipts_sent"] = self.responder.stop()
+            self.responder = None
+        if self.system.args == ("worker",):  # the notipipe worker: what it made of the receipts
+            self.result.totals["worker_fallback_counters"] = self._fallback_counters()
         t = self.result.totals
         self.cfg.log(
             f"   totals: {t['delivery_records']} delivery records, {t['distinct_delivery_ids']} distinct, "
@@ -613,8 +626,25 @@ class SystemBench:
             f"{t['max_phase_expected_event_ids']} event ids, "
             f"{t['max_phase_unexpected_event_ids']} unexpected)"
         )
+        if "receipts_sent" in t or t.get("worker_fallback_counters"):
+            counters = t.get("worker_fallback_counters", {})
+            self.cfg.log(f"   receipts sent: {t.get('receipts_sent', {})}; the worker's: "
+                         + (", ".join(f"{k}={v}" for k, v in sorted(counters.items())) or "-"))
+
+    def _fallback_counters(self) -> dict[str, int]:
+        counters: dict[str, int] = {}
+        for i in range(self.workers):
+            with contextlib.suppress(OSError, ValueError):  # a worker that does not answer: left out
+                url = f"http://127.0.0.1:{self.base_port + i}/counters"
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    for name, value in json.load(response).items():
+                        if name.startswith(("fallback.", "receipt.")):
+                            counters[name] = counters.get(name, 0) + value
+        return counters
 
     def _teardown(self) -> None:
+        if self.responder is not None:
+            self.responder.stop()
         if self.running is not None:
             self.running.stop()
         for closer in ("reader", "probe"):

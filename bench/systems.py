@@ -6,6 +6,7 @@
 | `confluent-loop` | plain consume → decode → rocksdict → produce loop | `-m bench.peers.confluent_loop` |
 | `quix` | the same rules on Quix Streams | `<quix venv>/bin/python -m bench.peers.quix_app` |
 | `naive-faust` | a straightforward per-event Faust agent | `-m bench.peers.naive_faust` |
+| `notipipe-fallback` | the worker with fallback chains (`--fallback`) | as `notipipe`, + chains |
 
 All of them read the same NOTIPIPE_* variables (topic prefix, group/app id, data dir, web port,
 router settings), so they get the same workload and the same rules.
@@ -30,20 +31,29 @@ QUIX_REQUIREMENTS = PROJECT_ROOT / "bench" / "peers" / "quix-requirements.txt"
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
+# The categories of the workload with a chain, 40 % of its events (workload.py); five seconds,
+# so the deliveries without a receipt fall back within a run.
+BENCH_FALLBACKS = "security=push>sms>email/5,message=push>email/5,billing=email>sms/5,order=push>email/5"
+
+
 @dataclass(frozen=True)
 class System:
     name: str
     label: str
     module: str
     quix: bool = False
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # settings of its own, over the run's router settings
 
     def command(self) -> list[str]:
         python = str(QUIX_VENV / "bin" / "python") if self.quix else sys.executable
-        return [python, "-m", self.module]
+        return [python, "-m", self.module, *self.args]
 
 
 SYSTEMS: dict[str, System] = {
-    "notipipe": System("notipipe", "notipipe worker (Faust)", "streams.cli"),
+    "notipipe": System("notipipe", "notipipe worker (Faust)", "streams.cli", args=("worker",)),
+    "notipipe-fallback": System("notipipe-fallback", "notipipe worker (Faust) + fallback", "streams.cli",
+                                args=("worker",), env=(("NOTIPIPE_FALLBACKS", BENCH_FALLBACKS),)),
     "confluent-loop": System("confluent-loop", "plain confluent-kafka loop", "bench.peers.confluent_loop"),
     "quix": System("quix", "Quix Streams", "bench.peers.quix_app", quix=True),
     "naive-faust": System("naive-faust", "naive Faust agent", "bench.peers.naive_faust"),
@@ -147,10 +157,9 @@ class Running:
                 "NOTIPIPE_LOG_LEVEL": "info",
                 "PYTHONPATH": str(PROJECT_ROOT),
                 **router_env,
+                **dict(system.env),
             }
             cmd = system.command()
-            if system.name == "notipipe":
-                cmd = [*cmd, "worker"]
             log = log_dir / f"{system.name}-{workers}w-{i}.log"
             self.logs.append(log)
             with log.open("ab") as out:

@@ -8,8 +8,18 @@ import sys
 
 from streams.client.sdk import ClientSettings, NotificationClient, now_ms, tail_deliveries
 from streams.connection.kafka import KafkaAccessError, kafka_access
-from streams.core.model import Channel, ChannelPreference, DeliveryMode, Preferences, Priority, QuietHours
+from streams.core.config import Invalid
+from streams.core.model import (
+    Channel,
+    ChannelPreference,
+    DeliveryMode,
+    FallbackChain,
+    Preferences,
+    Priority,
+    QuietHours,
+)
 from streams.core.routing.validation import InvalidRecord
+from streams.core.settings import fallback_chains
 
 
 def _minutes(text: str) -> int:
@@ -25,6 +35,19 @@ def _quiet(text: str) -> QuietHours:
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r}: give quiet hours as HH:MM-HH:MM, e.g. 22:00-07:00")
     return QuietHours(_minutes(start), _minutes(end))
+
+
+def _fallback(text: str) -> tuple[str, FallbackChain]:
+    try:
+        [(category, chain)] = fallback_chains(text).items()
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: one CATEGORY=CHANNEL>CHANNEL[/SECONDS] per "
+                                         "--fallback") from None
+    if chain.timeout_ms is not None and (chain.timeout_ms % 1000 or chain.timeout_ms < 1000):
+        raise argparse.ArgumentTypeError(f"{text!r}: a user's timeout is whole seconds, at least 1")
+    return category, chain
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -75,9 +98,12 @@ def cmd_prefs_set(args: argparse.Namespace) -> int:
         muted_by_channel[ch] = muted_by_channel.get(ch, frozenset()) | {category}
     modes = {c: DeliveryMode.DIGEST for c in args.digest}
     modes.update({c: DeliveryMode.IMMEDIATE for c in args.immediate})
+    fallbacks = dict(args.fallback)
+    fallbacks.update({category: FallbackChain(()) for category in args.no_fallback})
     prefs = Preferences(user_id=args.user, channels=channels, muted_categories=frozenset(args.mute),
                         muted_by_channel=muted_by_channel, category_modes=modes,
-                        quiet_hours=args.quiet, timezone=args.tz, updated_at=now_ms())
+                        quiet_hours=args.quiet, timezone=args.tz, updated_at=now_ms(),
+                        fallbacks=fallbacks)
     client = _producer_client()
     client.set_preferences(prefs)
     client.flush()
@@ -104,7 +130,8 @@ def cmd_tail(args: argparse.Namespace) -> int:
         row = delivery.to_avro()
         if not args.full:
             row = {k: row[k] for k in ("delivery_id", "user_id", "kind", "reason", "category",
-                                       "title", "body", "item_count", "event_ids")}
+                                       "title", "body", "item_count", "event_ids", "fallback_of")
+                   if k != "fallback_of" or row[k] is not None}
         print(json.dumps(row), flush=True)
         shown += 1
         if args.max and shown >= args.max:
@@ -160,6 +187,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="deliver this category at once even if digested by default")
     put.add_argument("--quiet", type=_quiet, metavar="HH:MM-HH:MM", help="quiet hours, local time")
     put.add_argument("--tz", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
+    put.add_argument("--fallback", type=_fallback, action="append", default=[],
+                     metavar="CATEGORY=CHANNEL>CHANNEL[>...][/SECONDS]",
+                     help="channels to try in turn when a delivery bounces, fails or is not confirmed "
+                          "within SECONDS (default: NOTIPIPE_FALLBACK_TIMEOUT_S); overrides "
+                          "NOTIPIPE_FALLBACKS for the category")
+    put.add_argument("--no-fallback", action="append", default=[], metavar="CATEGORY",
+                     help="no fallback for this category, whatever NOTIPIPE_FALLBACKS says")
     put.set_defaults(handler=run_guarded(cmd_prefs_set))
     reset = actions.add_parser("reset", help="tombstone: back to the configured defaults")
     reset.add_argument("--user", required=True)

@@ -25,7 +25,7 @@ from streams.core.model import Delivery
 log = logging.getLogger("notipipe.deliveries")
 
 # sha256 of the parsing canonical form of the Delivery schema this encoder writes.
-SUPPORTED_SHAPE = "7accd979355311800fb56de557beaf89e232ec4fc78ee4b47c056daa1be85ae8"
+SUPPORTED_SHAPE = "383c547c67f0634839c2d42094d29d0e5e2bc33740bb35f7b9432eead4d5d12d"
 
 # Enum symbols in schema order; Avro writes an enum as the symbol's index.
 _CHANNEL = {s: i for i, s in enumerate(("EMAIL", "SMS", "PUSH", "IN_APP"))}
@@ -106,6 +106,7 @@ def encode(delivery: Delivery, header: bytes) -> bytes:
     s(out, delivery.reason)
     _write_long(out, delivery.created_at)
     _write_long(out, delivery.first_occurred_at)
+    _write_optional_string(out, delivery.fallback_of)
     return bytes(out)
 
 

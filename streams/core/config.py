@@ -54,6 +54,8 @@ class Var:
 def env(name: str, default: Any, doc: str, parser: Parser, *, shown: str | None = None) -> Any:
     """A field set by ``NOTIPIPE_<name>``; ``shown`` is the default as the docs show it."""
     var = Var(PREFIX + name, doc, parser, shown if shown is not None else _show(default))
+    if isinstance(default, dict):  # a mutable default: each instance gets its own copy
+        return field(default_factory=default.copy, metadata={"env": var})
     return field(default=default, metadata={"env": var})
 
 

@@ -65,6 +65,21 @@ class DeliveryKind(StrEnum):
     DIGEST = "DIGEST"
 
 
+class ReceiptStatus(StrEnum):
+    DELIVERED = "DELIVERED"
+    OPENED = "OPENED"
+    BOUNCED = "BOUNCED"
+    FAILED = "FAILED"
+
+    @property
+    def confirms(self) -> bool:
+        """The recipient got it: no fallback is needed."""
+        return self in _CONFIRMING
+
+
+_CONFIRMING = frozenset({ReceiptStatus.DELIVERED, ReceiptStatus.OPENED})
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -164,6 +179,14 @@ class QuietHours:
 
 
 @dataclass(slots=True, frozen=True)
+class FallbackChain:
+    """Channels to try in turn; ``timeout_ms`` None means the configured default."""
+
+    channels: tuple[Channel, ...]
+    timeout_ms: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class Preferences:
     """A decoded UserPreferences snapshot, indexed for the router's lookups."""
 
@@ -175,6 +198,7 @@ class Preferences:
     quiet_hours: QuietHours | None = None
     timezone: str = "UTC"
     updated_at: int = 0
+    fallbacks: Mapping[str, FallbackChain] = field(default_factory=dict)
 
     @classmethod
     def from_avro(cls, d: Mapping[str, Any]) -> Preferences:
@@ -204,6 +228,13 @@ class Preferences:
             quiet_hours=None if qh is None else QuietHours(qh["start_minute"], qh["end_minute"]),
             timezone=d.get("timezone") or "UTC",
             updated_at=to_ms(d.get("updated_at", 0)),
+            fallbacks={
+                category: FallbackChain(
+                    tuple(Channel(c) for c in chain["channels"]),
+                    None if chain.get("timeout_seconds") is None else chain["timeout_seconds"] * 1000,
+                )
+                for category, chain in (d.get("fallbacks") or {}).items()
+            },
         )
 
     def to_avro(self) -> AvroDict:
@@ -228,6 +259,13 @@ class Preferences:
             else {"start_minute": qh.start_minute, "end_minute": qh.end_minute},
             "timezone": self.timezone,
             "updated_at": self.updated_at,
+            "fallbacks": {
+                category: {
+                    "channels": [str(c) for c in chain.channels],
+                    "timeout_seconds": None if chain.timeout_ms is None else chain.timeout_ms // 1000,
+                }
+                for category, chain in self.fallbacks.items()
+            },
         }
 
 
@@ -271,6 +309,7 @@ class Delivery:
     reason: str
     created_at: int
     first_occurred_at: int
+    fallback_of: str | None = None  # a fallback: the delivery_id of its chain's first delivery
 
     @property
     def topic_suffix(self) -> str:
@@ -294,6 +333,7 @@ class Delivery:
             "reason": self.reason,
             "created_at": self.created_at,
             "first_occurred_at": self.first_occurred_at,
+            "fallback_of": self.fallback_of,
         }
 
     @classmethod
@@ -315,7 +355,47 @@ class Delivery:
             reason=d["reason"],
             created_at=to_ms(d["created_at"]),
             first_occurred_at=to_ms(d["first_occurred_at"]),
+            fallback_of=d.get("fallback_of"),
         )
+
+
+@dataclass(slots=True)
+class Receipt:
+    """A decoded DeliveryStatus: what a provider gateway reported about one delivery."""
+
+    delivery_id: str
+    user_id: str
+    channel: Channel
+    status: ReceiptStatus
+    reported_at: int
+    received_at: int
+    reason: str | None = None
+    provider: str | None = None
+
+    @classmethod
+    def from_avro(cls, d: Mapping[str, Any]) -> Receipt:
+        return cls(
+            delivery_id=d["delivery_id"],
+            user_id=d["user_id"],
+            channel=Channel(d["channel"]),
+            status=ReceiptStatus(d["status"]),
+            reported_at=to_ms(d["reported_at"]),
+            received_at=to_ms(d["received_at"]),
+            reason=d.get("reason"),
+            provider=d.get("provider"),
+        )
+
+    def to_avro(self) -> AvroDict:
+        return {
+            "delivery_id": self.delivery_id,
+            "user_id": self.user_id,
+            "channel": str(self.channel),
+            "status": str(self.status),
+            "reason": self.reason,
+            "provider": self.provider,
+            "reported_at": self.reported_at,
+            "received_at": self.received_at,
+        }
 
 
 def dead_letter(

@@ -13,16 +13,18 @@ from streams.worker.delivery_producer import DeliveryProducer
 from streams.worker.event_router import EventRouter
 from streams.worker.flusher import DueFlusher
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.receipt_router import ReceiptRouter
 from streams.worker.tick_rotation import TickRotation
 from streams.worker.user_store import UserStore
 
 
 class Agents:
     def __init__(self, app: Any, store: UserStore, codec: AvroCodec, router: EventRouter,
-                 flusher: DueFlusher, dead_letters: DeadLetters, deliveries: DeliveryProducer,
-                 metrics: PipelineMetrics, ticks_topic: Any, partitions: int,
-                 owned: Callable[[], list[int]], batch_max: int) -> None:
+                 receipts: ReceiptRouter, flusher: DueFlusher, dead_letters: DeadLetters,
+                 deliveries: DeliveryProducer, metrics: PipelineMetrics, ticks_topic: Any,
+                 partitions: int, owned: Callable[[], list[int]], batch_max: int) -> None:
         self.app, self.store, self.codec, self.router, self.flusher = app, store, codec, router, flusher
+        self.receipt_router = receipts
         self.dead_letters, self.deliveries, self.metrics = dead_letters, deliveries, metrics
         self.ticks_topic, self._owned, self.batch_max = ticks_topic, owned, batch_max
         self.rotation = TickRotation(partitions)
@@ -56,6 +58,19 @@ class Agents:
             batch.append(event)
             take_queued(self.app, waiting, batch, self.batch_max)  # the rest, in one go
             for done in await self.router.route_batch(batch):
+                await manual.ack(done)
+            batch = []
+            self.deliveries.poll()
+
+    async def receipts(self, stream: Any) -> None:
+        # Batched like the router's events, and acked once joined.
+        manual = stream.noack()
+        waiting = manual.channel.queue
+        batch: list[Any] = []
+        async for event in manual.events():
+            batch.append(event)
+            take_queued(self.app, waiting, batch, self.batch_max)
+            for done in await self.receipt_router.route_batch(batch):
                 await manual.ack(done)
             batch = []
             self.deliveries.poll()

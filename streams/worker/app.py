@@ -4,9 +4,11 @@ Topology (all keyed by user_id and co-partitioned, so every table read is local)
 
     notifications.preferences ─► preferences agent ─► table `preferences`
     notifications.events ──────► router agent ─► deliveries.<channel> / dlq
-                                      │  table `users`: dedupe memory, throttle windows, holds
+                                      │  table `users`: dedupe memory, throttle windows, holds,
+                                      │  pending fallbacks
+    notifications.receipts ────► receipts agent ─► fallbacks ─► deliveries.<channel> / dlq
     <app id>-ticks ◄── timer (each worker, its own partitions in turn)
-          └──────────► tick agent ─► due holds ─► deliveries.<channel>
+          └──────────► tick agent ─► due holds and fallbacks ─► deliveries.<channel>
 
 Deliveries and the users table's changelog go out through a librdkafka producer, flushed before
 every offset commit; the DLQ, ticks and the preferences changelog through Faust's own.
@@ -40,7 +42,8 @@ from streams.worker.delivery_producer import DeliveryProducer
 from streams.worker.event_router import EventRouter
 from streams.worker.flusher import DueFlusher
 from streams.worker.metrics import PipelineMetrics
-from streams.worker.replay_gate import ReplayGate, kafka_replay_probe
+from streams.worker.receipt_router import ReceiptRouter
+from streams.worker.replay_gate import ReplayGate, ReplayGates, kafka_replay_probe
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import StateCache
 from streams.worker.topology import Topology
@@ -103,20 +106,26 @@ class Worker:
         def generation() -> int:
             return app.consumer_generation_id
 
-        gate = ReplayGate(kafka_replay_probe(kafka.confluent_config(), settings.app_id, topics.events))
+        events_gate = ReplayGate(kafka_replay_probe(kafka.confluent_config(), settings.app_id, topics.events))
+        receipts_gate = ReplayGate(kafka_replay_probe(kafka.confluent_config(), settings.app_id,
+                                                      topics.receipts))
+        gate = ReplayGates(events_gate, receipts_gate)
         dlq_topic = app.topic(topics.dlq, schema=RawSchema())
         dead_letters = DeadLetters(codec, topics.dlq, self._sender(dlq_topic), clock, metrics)
         self.router = EventRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,
-                                  gate, generation)
+                                  events_gate, generation)
+        self.receipts = ReceiptRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,
+                                      receipts_gate, self.router, generation)
         self.flusher = DueFlusher(store, deliveries, self.router, metrics, rules, clock, gate,
                                   self.owned_partitions, generation)
         ticks_topic = app.topic(topology.ticks, schema=RawSchema())
-        agents = Agents(app, store, codec, self.router, self.flusher, dead_letters, deliveries,
-                        metrics, ticks_topic, topology.partitions, self.owned_partitions,
-                        settings.batch_max)
+        agents = Agents(app, store, codec, self.router, self.receipts, self.flusher, dead_letters,
+                        deliveries, metrics, ticks_topic, topology.partitions,
+                        self.owned_partitions, settings.batch_max)
         # Keys and values stay bytes; events are built without the serializer registry.
         app.agent(app.topic(topics.preferences, schema=RawSchema()), name="preferences")(agents.preferences)
         app.agent(app.topic(topics.events, schema=RawSchema()), name="router")(agents.router_agent)
+        app.agent(app.topic(topics.receipts, schema=RawSchema()), name="receipts")(agents.receipts)
         app.agent(ticks_topic, name="ticks")(agents.ticks)
         app.timer(interval=settings.tick_interval_s / topology.partitions)(agents.send_tick)
         add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions)
@@ -130,7 +139,8 @@ class Worker:
             metrics.inc("rebalances")
 
         app.on_partitions_assigned.connect(on_assigned)
-        seek_uncommitted_to_beginning(app.consumer, {topics.events, topics.preferences, topology.ticks})
+        seek_uncommitted_to_beginning(app.consumer, {topics.events, topics.preferences, topics.receipts,
+                                                     topology.ticks})
 
     def _tables(self, topology: Topology) -> tuple[ProducerChangelogTable, SharedMemoryTable]:
         # A worker opens one RocksDB per table per partition it owns; all of them share one block

@@ -16,6 +16,7 @@ events like any other unrouted one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from typing import Generic, TypeVar
 
@@ -28,15 +29,23 @@ class FlushParking(Generic[E]):
         self._flushing: Collection[bytes] = ()
         self._parked: list[E] = []
         self._parked_users: set[bytes] = set()
+        self.idle = asyncio.Event()  # set while no flush is on its way (receipts wait for it)
+        self.idle.set()
 
     def __len__(self) -> int:
         return len(self._parked)
 
     def begin_flush(self, users: Collection[bytes]) -> None:
         self._flushing = users
+        self.idle.clear()
 
     def end_flush(self) -> None:
         self._flushing = ()
+        self.idle.set()
+
+    def flushing_any(self, users: Collection[bytes]) -> bool:
+        flushing = self._flushing
+        return bool(flushing) and any(user in flushing for user in users)
 
     def admit(self, events: list[E]) -> list[E]:
         """The events to route now, in order; the others are parked."""

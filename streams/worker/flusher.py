@@ -1,4 +1,5 @@
-"""Due holds out as digests: on each tick, a partition's users whose holds fell due.
+"""Due holds out as digests, and due fallbacks on their next channel: on each tick, a partition's
+users whose holds or fallbacks fell due.
 
 The broker must hold the digests before the users' states forget the holds: a crash in between
 re-sends them with the same delivery_id, which the sinks absorb. Meanwhile the router goes on,
@@ -17,7 +18,7 @@ from streams.core.settings import RouterSettings
 from streams.worker.delivery_producer import AckTracker, DeliveryProducer
 from streams.worker.event_router import EventRouter
 from streams.worker.metrics import PipelineMetrics
-from streams.worker.replay_gate import ReplayGate
+from streams.worker.replay_gate import ReplayGates
 from streams.worker.user_store import UserStore
 
 # Users whose due holds are flushed per hold of the lock: the router waits for it at most that
@@ -27,7 +28,7 @@ FLUSH_CHUNK_USERS = 32
 
 class DueFlusher:
     def __init__(self, store: UserStore, deliveries: DeliveryProducer, router: EventRouter,
-                 metrics: PipelineMetrics, rules: RouterSettings, clock: Clock, gate: ReplayGate,
+                 metrics: PipelineMetrics, rules: RouterSettings, clock: Clock, gate: ReplayGates,
                  owned: Callable[[], list[int]], generation: Callable[[], int]) -> None:
         self.store, self.deliveries, self.router = store, deliveries, router
         self.metrics, self.rules, self.clock, self.gate = metrics, rules, clock, gate

@@ -26,6 +26,8 @@ _LABELS = {
     "preferences": ("outcome",),
     "commit_flushes": ("outcome",),
     "rebalances": (),
+    "fallback": ("outcome",),
+    "receipt": ("outcome",),
 }
 
 

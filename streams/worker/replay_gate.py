@@ -54,6 +54,25 @@ class ReplayGate:
         return partition in self._catching_up
 
 
+class ReplayGates:
+    """Several topics' gates as one: a partition's flushes wait until each topic is replayed
+    (the events, and the receipts whose fallbacks a flush could otherwise send too early)."""
+
+    def __init__(self, *gates: ReplayGate) -> None:
+        self._gates = gates
+
+    def mark_stale(self) -> None:
+        for gate in self._gates:
+            gate.mark_stale()
+
+    async def refresh_if_stale(self, owned: list[int]) -> None:
+        for gate in self._gates:
+            await gate.refresh_if_stale(owned)
+
+    def holds(self, partition: int) -> bool:
+        return any(gate.holds(partition) for gate in self._gates)
+
+
 def kafka_replay_probe(kafka_config: dict[str, Any], group: str, topic: str) -> ReplayProbe:
     """Asks the brokers: the group's committed offsets, and each partition's end."""
     def probe(partitions: list[int]) -> dict[int, int]:

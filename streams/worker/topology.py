@@ -1,5 +1,5 @@
-"""The cluster as the worker needs it, read once before anything starts: the input topics exist
-and are co-partitioned, and the worker's ticks topic matches them."""
+"""The cluster as the worker needs it, read once before anything starts: the input topics (events,
+preferences, receipts) exist and are co-partitioned, and the worker's ticks topic matches them."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class TopologyError(RuntimeError):
 class Topology:
     topics: Topics
     ticks: str  # the worker group's timer topic
-    partitions: int  # of events, preferences and ticks alike
+    partitions: int  # of events, preferences, receipts and ticks alike
 
 
 def discover_topology(admin_config: dict[str, Any], topics: Topics, app_id: str) -> Topology:
@@ -34,15 +34,15 @@ def discover_topology(admin_config: dict[str, Any], topics: Topics, app_id: str)
     except Exception as exc:  # KafkaException: broker unreachable
         raise TopologyError(f"cannot reach Kafka at {where}: {exc}. Is it running (`notipipe "
                             "stack status`)? Set NOTIPIPE_BOOTSTRAP_SERVERS otherwise.") from exc
-    inputs = (topics.events, topics.preferences)
+    inputs = (topics.events, topics.preferences, topics.receipts)
     missing = [t for t in inputs if t not in found]
     if missing:
         raise TopologyError(f"topics {missing} do not exist: create them with `notipipe stack up` "
                             "(or your cluster's tooling) before starting workers")
     counts = {t: len(found[t].partitions) for t in inputs}
     if len(set(counts.values())) != 1:
-        raise TopologyError(f"{topics.events} and {topics.preferences} must have the same "
-                            f"partition count to be co-partitioned, found {counts}")
+        raise TopologyError(f"{', '.join(inputs)} must have the same partition count to be "
+                            f"co-partitioned, found {counts}")
     partitions = counts[topics.events]
     ticks = topics.ticks(app_id)
     if ticks not in found:

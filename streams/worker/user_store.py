@@ -1,7 +1,8 @@
 """Each user's routing state and preferences, as the worker reads and writes them.
 
 Two changelogged RocksDB tables are the truth: ``users`` (dedupe memory, throttle windows, pending
-holds: one record per user, so one changelog write per change is atomic) and ``preferences``.
+holds and fallbacks: one record per user, so one changelog write per change is atomic) and
+``preferences``.
 Values are JSON made by orjson, handed to Faust as raw bytes. In front of them: decoded states of
 recent users (``StateCache``), decoded preferences, and the index of when holds fall due, all
 derived and dropped whenever they may disagree with the tables (a rebalance, a failed batch).
@@ -100,7 +101,7 @@ class UserStore:
         """Forget decoded states that may differ from the stored ones (read them again)."""
         self.states.discard(keys)
 
-    # -- when holds fall due -----------------------------------------------------------------
+    # -- when holds and fallbacks fall due ---------------------------------------------------
     def schedule(self, partition: int, key: bytes, state: UserState) -> None:
         self.due.set(partition, key, next_due_ms(state))
 
@@ -117,10 +118,10 @@ class UserStore:
         # A full scan, once per rebalance: the index is derived data, the table is the truth.
         self.due.clear()
         for key, value in self._stored_states():
-            if value.get("holds"):
+            if value.get("holds") or value.get("fallbacks"):
                 self.due.set(value["p"], key, next_due_ms(UserState.from_dict(value)))
         self._index_stale = False
-        log.info("due index rebuilt: %d users with pending holds", len(self.due))
+        log.info("due index rebuilt: %d users with pending holds or fallbacks", len(self.due))
 
     def _stored_states(self) -> Iterator[tuple[bytes, dict]]:
         for key, raw in self.users.items():

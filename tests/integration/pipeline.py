@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from monitoring.targets import delist_worker, list_worker
@@ -226,6 +226,22 @@ class Watcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def all_committed(env: PipelineEnv) -> bool:
+    """Has the router group committed everything on the events topic?"""
+    consumer = Consumer({**admin_config(env.stack), "group.id": f"{env.prefix}router",
+                         "enable.auto.commit": False})
+    try:
+        topic = Topics(env.prefix).events
+        parts = [TopicPartition(topic, p) for p in range(env.stack.partitions)]
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if high > low and tp.offset < high:
+                return False
+        return True
+    finally:
+        consumer.close()
 
 
 def set_clock(workers: list[WorkerProcess], env: PipelineEnv, fake_now_ms: int | None) -> None:

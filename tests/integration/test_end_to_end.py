@@ -82,3 +82,29 @@ def test_event_sent_with_the_cli_reaches_the_inbox_and_the_provider(
     assert delivery_id != request["body"]["delivery_id"]  # one delivery per channel
     pg.execute("DELETE FROM inbox WHERE user_id = %s", (user,))
     pg.execute("DELETE FROM delivery_log WHERE user_id = %s", (user,))
+
+
+def test_a_users_own_fallback_set_with_the_cli_reaches_the_inbox_linked_to_the_first_delivery(
+        settings: StackSettings, pipeline_env: PipelineEnv, connectors, worker, pg) -> None:
+    """No receipt confirms the e-mail within the user's one second: the in-app copy follows, and
+    the delivery log links it to the e-mail (the stub reports no receipts to this pipeline)."""
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    before = worker.counter("preferences.stored")
+    _cli(pipeline_env, "prefs", "set", "--user", user, "--address", f"email={user}@example.com",
+         "--address", "in_app=", "--fallback", "billing=email>in_app/1")
+    wait_for(lambda: worker.counter("preferences.stored") == before + 1, 30, "preferences stored")
+    event_id = _cli(pipeline_env, "send", "--user", user, "--category", "billing.invoice",
+                    "--title", "Invoice ready", "--body", "Invoice #8 is ready").strip()
+
+    rows = wait_for(lambda: (found := pg.execute(
+        "SELECT channel, reason, fallback_of, delivery_id, event_ids FROM delivery_log"
+        " WHERE user_id = %s ORDER BY created_at", (user,)).fetchall()) and len(found) == 2 and found,
+        120, "the e-mail and its in-app fallback in delivery_log")
+    (email, first_reason, first_link, email_id, _), (in_app, reason, link, in_app_id, ids) = rows
+    assert (email, first_reason, first_link) == ("EMAIL", "immediate", None)
+    assert (in_app, reason, link, ids) == ("IN_APP", "fallback_timeout", email_id, [event_id])
+    inbox = wait_for(lambda: pg.execute("SELECT delivery_id, title FROM inbox WHERE user_id = %s",
+                                        (user,)).fetchall(), 60, "the inbox row")
+    assert inbox == [(in_app_id, "Invoice ready")]
+    pg.execute("DELETE FROM inbox WHERE user_id = %s", (user,))
+    pg.execute("DELETE FROM delivery_log WHERE user_id = %s", (user,))

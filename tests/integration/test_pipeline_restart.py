@@ -12,16 +12,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from stack.settings import StackSettings
 from stack.topics_setup import delete_topics_containing
 from streams.client.sdk import NotificationClient, now_ms
-from tests.integration.kafka_clients import admin_config
 from tests.integration.pipeline import (
     PipelineEnv,
     Watcher,
     WorkerProcess,
+    all_committed,
     make_pipeline_env,
     running_worker,
     set_clock,
@@ -61,22 +60,6 @@ def worker(pipeline_env: PipelineEnv, client: NotificationClient,
            watcher: Watcher) -> Iterator[WorkerProcess]:
     with running_worker(pipeline_env, client, watcher) as process:
         yield process
-
-
-def _all_committed(env: PipelineEnv) -> bool:
-    """Has the router group committed everything on the events topic?"""
-    consumer = Consumer({**admin_config(env.stack),
-                         "group.id": f"{env.prefix}router", "enable.auto.commit": False})
-    try:
-        topic = f"{env.prefix}notifications.events"
-        parts = [TopicPartition(topic, p) for p in range(env.stack.partitions)]
-        for tp in consumer.committed(parts, timeout=10):
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            if high > low and tp.offset < high:
-                return False
-        return True
-    finally:
-        consumer.close()
 
 
 def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,
@@ -166,7 +149,7 @@ def test_duplicate_sent_before_and_after_a_restart_is_delivered_once(worker, cli
     client.flush()
     assert [list(d.event_ids) for d in watcher.wait_for_user(user, 1)] == [[event_id]]
     # Let the worker commit past the event: only then is it a clean "before the restart".
-    wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
+    wait_for(lambda: all_committed(pipeline_env), 20, "the worker to commit")
     _restart(worker, client, watcher)
 
     client.send(user_id=user, category="billing", title="Invoice", body="b", event_id=event_id)
@@ -181,7 +164,7 @@ def test_state_comes_back_from_the_changelog_alone(worker, client, watcher, pipe
     """Holds and dedupe memory of events the group has committed (so they are not replayed) are
     rebuilt from the users changelog when the worker's local RocksDB is gone."""
     user, ids, closes_at = _hold_three_likes([worker], client)
-    wait_for(lambda: _all_committed(pipeline_env), 20, "the worker to commit")
+    wait_for(lambda: all_committed(pipeline_env), 20, "the worker to commit")
     _kill_before_the_window_closes(worker, closes_at)
     shutil.rmtree(worker.data_dir)
     worker.start()

@@ -50,7 +50,8 @@ HTTP_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH)
 INBOX_COLUMNS = ("user_id", "kind", "category", "priority", "title", "body", "item_count", "event_ids",
                  "digest_key", "created_at", "first_occurred_at", "read_at")
 LOG_COLUMNS = ("user_id", "channel", "address", "kind", "category", "priority", "title", "body",
-               "item_count", "event_ids", "digest_key", "reason", "created_at", "first_occurred_at")
+               "item_count", "event_ids", "digest_key", "reason", "created_at", "first_occurred_at",
+               "fallback_of")
 ARRIVAL_S = 90  # generous: Connect on a busy 2-core box, consumer group joins included
 
 
@@ -154,7 +155,8 @@ def delivery(channel: Channel, user: str, n: int, tag: str, digest: bool = False
         title=f"{tag} title {n} ü", body=f"{tag} body {n} for {user}, with 'quotes' and \"more\"",
         event_ids=event_ids, item_count=len(event_ids), items=items,
         digest_key="likes" if digest else None, reason="digest_window" if digest else "immediate",
-        created_at=BASE_MS + n, first_occurred_at=BASE_MS + n - 5000)
+        created_at=BASE_MS + n, first_occurred_at=BASE_MS + n - 5000,
+        fallback_of=f"{RUN}-{tag}-first-{user}-{n}" if n % 3 == 1 and not digest else None)
 
 
 def as_datetime(ms: int) -> datetime:

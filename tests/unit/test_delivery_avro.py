@@ -44,6 +44,7 @@ def _random_delivery(rng: random.Random) -> Delivery:
         reason=rng.choice(("immediate", "digest_window", "critical")),
         created_at=rng.choice(LONGS),
         first_occurred_at=rng.choice(LONGS),
+        fallback_of=rng.choice((None, f"{rng.getrandbits(128):032x}", "")),
     )
 
 

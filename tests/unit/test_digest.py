@@ -85,6 +85,27 @@ def test_items_are_the_newest_few_but_every_id_is_carried():
     assert d.first_occurred_at == T0 - 99
 
 
+def test_items_that_occurred_at_the_same_time_come_newest_arrival_first():
+    # A burst sent in one go shares its occurred_at; the ids sort in no particular order.
+    settings = RouterSettings(digest_max_items=3)
+    state = UserState()
+    arrivals = ["z", "b", "y", "a", "m"]
+    for i, event_id in enumerate(arrivals):
+        go(like(event_id, occurred_at=T0 - 100), P, state, T0 + i, settings=settings)
+    [d] = flush_due(state, P, T0 + WINDOW, settings).deliveries
+    assert [i.event_id for i in d.items] == ["m", "a", "y"]  # the last three to arrive
+    assert d.event_ids == tuple(arrivals)
+
+
+def test_a_later_occurrence_still_comes_before_later_arrivals():
+    state = UserState()
+    go(like("late", occurred_at=T0 + 5), P, state, T0)
+    go(like("tie1", occurred_at=T0), P, state, T0 + 1)
+    go(like("tie2", occurred_at=T0), P, state, T0 + 2)
+    [d] = flush_due(state, P, T0 + WINDOW).deliveries
+    assert [i.event_id for i in d.items] == ["late", "tie2", "tie1"]
+
+
 def test_digest_priority_is_the_highest_held():
     from streams.core.model import Priority
 

@@ -55,7 +55,7 @@ def worker(tmp_path: Path):
 
 def test_the_worker_is_composed_without_touching_a_broker(worker: Worker) -> None:
     app = worker.app
-    assert set(app.agents) >= {"preferences", "router", "ticks"}
+    assert set(app.agents) >= {"preferences", "router", "receipts", "ticks"}
     assert {t.name for t in app.tables.values()} == {"users", "preferences"}
     assert issubclass(app.transport.Consumer, LeanDrainConsumer)
     assert worker.router.rules == RouterSettings()

@@ -2,8 +2,9 @@
 
 ``router`` (route, flush_due) composes ``dedupe``, ``policy`` (channels, mutes, defaults, digest
 categories), ``quiet_hours``, ``throttle``, ``holds`` (digest/quiet/throttle holds) and
-``deliveries`` (ids, rendering); ``state`` is the per-user table value; ``validation`` the
-contract checks that send an event to the DLQ.
+``deliveries`` (ids, rendering) and ``fallback`` (fallback chains, joined with receipts);
+``state`` is the per-user table value; ``validation`` the contract checks that send a record to
+the DLQ.
 """
 
 from streams.core.routing.dedupe import Position

@@ -22,6 +22,14 @@ def delivery_id(
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 
+def fallback_delivery_id(user_id: str, channel: Channel, first_delivery_id: str) -> str:
+    """The id of a chain's fallback on ``channel``: the same first delivery and channel give the
+    same id (a fallback re-sent after a crash is absorbed by the sinks), and it never equals the
+    id of a delivery of the event itself."""
+    material = "\x1f".join((user_id, channel, "FALLBACK", first_delivery_id))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+
 def render_event(event: Event) -> tuple[str, str]:
     """Pre-rendered title/body win; what is missing comes from the template."""
     title, body = event.title, event.body

@@ -1,4 +1,5 @@
-"""Pending holds (digest, quiet hours, throttle overflow): adding events and the due index."""
+"""Pending holds (digest, quiet hours, throttle overflow): adding events, and when the user's
+holds and fallbacks fall due."""
 
 from __future__ import annotations
 
@@ -56,17 +57,15 @@ def add(
     return opened
 
 
-def _newness(item: DigestItem) -> tuple[int, str]:
-    return item.occurred_at, item.event_id  # event_id breaks ties deterministically
-
-
 def _insert_item(items: list[DigestItem], item: DigestItem, max_items: int) -> None:
-    """Keep the newest ``max_items`` by occurred_at, newest first, whatever the arrival order."""
-    key = _newness(item)
-    if len(items) >= max_items and key <= _newness(items[-1]):
+    """Keep the newest ``max_items``, newest first: by occurred_at, and among equal ones by
+    arrival (the order the router saw them, which a replay repeats). The item arriving now is
+    the latest arrival, so it goes before every item that did not occur after it."""
+    occurred = item.occurred_at
+    if len(items) >= max_items and occurred < items[-1].occurred_at:
         return
     pos = 0
-    while pos < len(items) and _newness(items[pos]) > key:
+    while pos < len(items) and items[pos].occurred_at > occurred:
         pos += 1
     items.insert(pos, item)
     del items[max_items:]
@@ -85,10 +84,12 @@ def drop_expired(hold: Hold, now_ms: int) -> int:
 
 
 def next_due_ms(state: UserState) -> int | None:
-    """Earliest due time of the user's holds, for the flush timer's due index."""
-    if not state.holds:
-        return None
-    return min(h.due_at_ms for h in state.holds.values())
+    """Earliest due time of the user's holds and fallbacks, for the flush timer's due index."""
+    due = min((h.due_at_ms for h in state.holds.values()), default=None)
+    if state.fallbacks:
+        fallback_due = min(f.due_at_ms for f in state.fallbacks.values())
+        due = fallback_due if due is None else min(due, fallback_due)
+    return due
 
 
 def due_keys(state: UserState, now_ms: int) -> list[str]:

@@ -23,6 +23,12 @@ from streams.core.settings import RouterSettings
 # A channel that is on by default and not configured by the user: enabled, no address.
 _DEFAULT_PREFS = {ch: ChannelPreference(ch) for ch in Channel}
 
+# Counter keys of the reasons a channel may not carry a category (see ``gate``).
+DROPPED_MUTED = ("dropped", "muted")
+DROPPED_DISABLED = ("dropped", "channel_disabled")
+DROPPED_NO_ADDRESS = ("dropped", "no_address")
+DROPPED_NOT_SERVED = ("dropped", "channel_not_served")
+
 
 @lru_cache(maxsize=16384)
 def category_prefixes(category: str) -> tuple[str, ...]:
@@ -105,3 +111,26 @@ def throttle_limit(cp: ChannelPreference, settings: RouterSettings) -> int:
     if cp.throttle_limit is not None:
         return max(cp.throttle_limit, 1)  # a user limit never disables throttling
     return settings.throttle_limit_for(cp.channel)
+
+
+def gate(
+    ch: Channel,
+    prefs: Preferences | None,
+    category: str,
+    skip_mute: bool,
+    user_id: str,
+    settings: RouterSettings,
+) -> tuple[ChannelPreference | None, str | None, tuple[str, str] | None]:
+    """(channel prefs, address, None) if the channel may carry the category now, else
+    (None, None, the counter key of the drop reason)."""
+    if ch not in settings.channels:
+        return None, None, DROPPED_NOT_SERVED
+    if not skip_mute and is_muted(prefs, ch, category):
+        return None, None, DROPPED_MUTED
+    cp = channel_pref(prefs, ch, settings)
+    if cp is None or not cp.enabled:
+        return None, None, DROPPED_DISABLED
+    address = address_for(cp, user_id)
+    if address is None:
+        return None, None, DROPPED_NO_ADDRESS
+    return cp, address, None

@@ -1,8 +1,10 @@
 """The pure router: one event in, deliveries and a new per-user state out; and the flush of due
-holds. No I/O and no clock reads: time comes in as ``now_ms``, so replays and tests are exact.
+holds and fallbacks. No I/O and no clock reads: time comes in as ``now_ms``, so replays and tests
+are exact. Fallback chains and receipts: ``fallback``.
 
 ``state`` is mutated in place (no copies on the hot path) and returned in the result. The caller
-stores it when ``changed`` is true, and re-reads ``next_due_ms(state)`` when ``holds_changed``.
+stores it when ``changed`` is true, and re-reads ``next_due_ms(state)`` when ``holds_changed``
+(holds or fallbacks).
 
 Counters (a ``collections.Counter``; events are counted once per channel where a channel applies):
   ('dropped', 'duplicate' | 'expired')                     per event
@@ -14,6 +16,7 @@ Counters (a ``collections.Counter``; events are counted once per channel where a
   ('delivered', <channel>, 'single' | 'digest')            per Delivery; channel lower-case
   ('postponed', 'quiet_hours')                             per due hold moved to the quiet end
   ('replayed', 'same_position')                            per event re-read after a crash
+  ('fallback', ...), ('receipt', ...)                      see ``fallback``
 """
 
 from __future__ import annotations
@@ -23,25 +26,21 @@ from dataclasses import dataclass, field
 
 from streams.core.model import (
     Channel,
-    ChannelPreference,
     Delivery,
     DeliveryKind,
     Event,
     Preferences,
     Priority,
 )
-from streams.core.routing import dedupe, deliveries, holds, policy, throttle
+from streams.core.routing import dedupe, deliveries, fallback, holds, policy, throttle
 from streams.core.routing.dedupe import Position
+from streams.core.routing.policy import gate
 from streams.core.routing.quiet_hours import quiet_until
 from streams.core.routing.state import HOLD_DIGEST, HOLD_QUIET, HOLD_THROTTLE, MIXED, UserState, hold_key
 from streams.core.settings import RouterSettings
 
 DROPPED_DUPLICATE = ("dropped", "duplicate")
 DROPPED_EXPIRED = ("dropped", "expired")
-DROPPED_MUTED = ("dropped", "muted")
-DROPPED_DISABLED = ("dropped", "channel_disabled")
-DROPPED_NO_ADDRESS = ("dropped", "no_address")
-DROPPED_NOT_SERVED = ("dropped", "channel_not_served")
 DROPPED_NO_CHANNEL = ("dropped", "no_channel")
 POSTPONED_QUIET = ("postponed", "quiet_hours")
 REPLAYED = ("replayed", "same_position")
@@ -92,6 +91,8 @@ def route(
     cutoff = now_ms - settings.dedupe_retention_ms
     result.changed = state.seen.prune(cutoff)
     result.changed |= throttle.prune_windows(state.throttle, now_ms, settings.throttle_window_ms)
+    if state.fell_back:
+        result.changed |= fallback.forget_old(state, cutoff)
 
     verdict, entry = dedupe.check(state.seen, event.event_id, position, cutoff)
     if verdict == "duplicate":
@@ -118,12 +119,24 @@ def route(
     category = event.category
     mandatory = policy.is_mandatory(category, settings)
     critical = event.priority == Priority.CRITICAL
+    chain_first: Channel | None = None
+    chain_later: tuple[Channel, ...] = ()
+    chain_timeout = 0
+    # Without a chain configured, an event pays a few truth tests and no more (the hot path).
+    if settings.fallbacks or (prefs is not None and prefs.fallbacks):
+        chain = fallback.chain_for(prefs, category, settings)
+        if chain is not None:
+            chain_first, chain_later = fallback.plan(chain, targets, prefs, user_id, category,
+                                                     mandatory, settings)
+            chain_timeout = chain.timeout_ms or settings.fallback_timeout_ms
+            if chain_later:  # kept back for the fallbacks
+                targets = [ch for ch in targets if ch not in chain_later]
     text: tuple[str, str] | None = None
     quiet_checked, quiet_end = False, None  # looked up once, only if a channel needs it
     digest: bool | None = None
 
     for ch in targets:
-        cp, address, drop = _gate(ch, prefs, category, mandatory, user_id, settings)
+        cp, address, drop = gate(ch, prefs, category, mandatory, user_id, settings)
         if drop is not None:
             counters[drop] += 1
             continue
@@ -181,6 +194,10 @@ def route(
         counters[_HELD[reason]] += 1
         result.holds_changed = True
 
+    # A replayed event's chain was started (and is watched, or settled) on its first pass.
+    if chain_first is not None and not replay and text is not None:
+        result.holds_changed |= fallback.watch(state, result.deliveries, chain_first, chain_later,
+                                               event, text, chain_timeout, now_ms, counters)
     result.changed |= result.holds_changed
     return result
 
@@ -191,14 +208,16 @@ def flush_due(
     now_ms: int,
     settings: RouterSettings = _DEFAULT_SETTINGS,
 ) -> FlushResult:
-    """Send every hold that is due, re-checking the user's current preferences.
+    """Send every hold that is due, re-checking the user's current preferences, and the next
+    channel of every fallback whose deadline has passed.
 
     Due during quiet hours: postponed to their end (unless critical). One rendered event: SINGLE;
     more: one DIGEST with a summary, the newest items and every event id.
     """
     result = FlushResult(state)
     due = holds.due_keys(state, now_ms)
-    if not due:
+    fallbacks_due = bool(state.fallbacks) and fallback.is_due(state, now_ms)
+    if not due and not fallbacks_due:
         return result
     result.changed = True
     counters = result.counters
@@ -209,7 +228,7 @@ def flush_due(
         # Preferences may have changed since the hold opened: check again, use today's address.
         # A hold of mixed categories has no single category to mute.
         skip_mute = hold.category == MIXED or policy.is_mandatory(hold.category, settings)
-        _, address, drop = _gate(hold.channel, prefs, hold.category, skip_mute, uid, settings)
+        _, address, drop = gate(hold.channel, prefs, hold.category, skip_mute, uid, settings)
         if drop is not None:
             counters[drop] += hold.count
             del state.holds[key]
@@ -235,35 +254,14 @@ def flush_due(
         if delivery.kind == DeliveryKind.DIGEST:
             counters[_FOLDED[hold.reason]] += delivery.item_count
         _deliver(result, delivery)
+    if fallbacks_due:  # after the holds: a fallback held now joins a hold due later
+        fallback.fire_due(state, prefs, now_ms, settings, result.deliveries, counters)
     return result
 
 
 def next_due_ms(state: UserState) -> int | None:
     """Earliest due time of the user's holds (None: nothing pending)."""
     return holds.next_due_ms(state)
-
-
-def _gate(
-    ch: Channel,
-    prefs: Preferences | None,
-    category: str,
-    skip_mute: bool,
-    user_id: str,
-    settings: RouterSettings,
-) -> tuple[ChannelPreference | None, str | None, tuple[str, str] | None]:
-    """(channel prefs, address, None) if the channel may carry the category now, else
-    (None, None, the counter key of the drop reason)."""
-    if ch not in settings.channels:
-        return None, None, DROPPED_NOT_SERVED
-    if not skip_mute and policy.is_muted(prefs, ch, category):
-        return None, None, DROPPED_MUTED
-    cp = policy.channel_pref(prefs, ch, settings)
-    if cp is None or not cp.enabled:
-        return None, None, DROPPED_DISABLED
-    address = policy.address_for(cp, user_id)
-    if address is None:
-        return None, None, DROPPED_NO_ADDRESS
-    return cp, address, None
 
 
 def _in_hold(state: UserState, ch: Channel, reason: str, event_id: str) -> bool:

@@ -1,8 +1,9 @@
-"""Per-user router state: dedupe memory, throttle windows and pending holds.
+"""Per-user router state: dedupe memory, throttle windows, pending holds and pending fallbacks.
 
 One ``UserState`` per user is kept in a changelogged table keyed by user_id. Because the seen
-event ids, the throttle counts and the holds live in the same value they are written atomically,
-which is what makes replays after a crash detectable and idempotent (see ``router``).
+event ids, the throttle counts, the holds and the fallbacks live in the same value they are
+written atomically, which is what makes replays after a crash detectable and idempotent (see
+``router``), and a fallback survive a restart.
 
 ``to_dict`` is JSON-serialisable and compact (empty parts omitted, tuples as lists). It shares the
 id lists with the live state instead of copying them: serialise it, don't keep it.
@@ -17,7 +18,8 @@ from streams.core.model import Channel, DigestItem, Priority
 from streams.core.routing.seen import SeenLog
 
 # 2: seen ids as one string (seen.py); 1 had a dict of [partition, offset, seen_at] lists and is
-# still read, so a worker upgraded over an existing table carries on.
+# still read, so a worker upgraded over an existing table carries on. The fallback keys are
+# optional additions to 2: a state without them reads as one with nothing pending.
 STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 
@@ -97,6 +99,69 @@ class Hold:
 
 
 @dataclass(slots=True)
+class PendingFallback:
+    """A delivery on one channel of a fallback chain, waiting for its receipt or its deadline.
+
+    It carries what the next channel's delivery needs (the event's text and attributes), because
+    the event itself is gone by then.
+    """
+
+    delivery_id: str  # the delivery watched: a receipt for it settles this
+    first_delivery_id: str  # the chain's first delivery, which every fallback links to
+    channel: Channel  # where the watched delivery went
+    remaining: list[Channel]  # the chain's channels still to try, in order
+    due_at_ms: int  # no confirming receipt by then: the next channel
+    timeout_ms: int
+    event_id: str
+    category: str
+    priority: Priority
+    title: str
+    body: str
+    occurred_at: int
+    digest_key: str | None = None
+    expires_at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "first": self.first_delivery_id,
+            "channel": self.channel.value,
+            "remaining": [c.value for c in self.remaining],
+            "due_at": self.due_at_ms,
+            "timeout": self.timeout_ms,
+            "event_id": self.event_id,
+            "category": self.category,
+            "priority": self.priority.value,
+            "title": self.title,
+            "body": self.body,
+            "occurred_at": self.occurred_at,
+        }
+        if self.digest_key is not None:
+            d["digest_key"] = self.digest_key
+        if self.expires_at is not None:
+            d["expires_at"] = self.expires_at
+        return d
+
+    @classmethod
+    def from_dict(cls, delivery_id: str, d: dict[str, Any]) -> PendingFallback:
+        return cls(
+            delivery_id=delivery_id,
+            first_delivery_id=d["first"],
+            channel=Channel(d["channel"]),
+            remaining=[Channel(c) for c in d["remaining"]],
+            due_at_ms=d["due_at"],
+            timeout_ms=d["timeout"],
+            event_id=d["event_id"],
+            category=d["category"],
+            priority=Priority(d["priority"]),
+            title=d["title"],
+            body=d["body"],
+            occurred_at=d["occurred_at"],
+            digest_key=d.get("digest_key"),
+            expires_at=d.get("expires_at"),
+        )
+
+
+@dataclass(slots=True)
 class ThrottleWindow:
     """Deliveries counted in one fixed throttle window of one channel.
 
@@ -113,10 +178,13 @@ class UserState:
     seen: SeenLog = field(default_factory=SeenLog)  # dedupe memory, in processing order
     throttle: dict[Channel, ThrottleWindow] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
+    fallbacks: dict[str, PendingFallback] = field(default_factory=dict)  # by watched delivery_id
+    # delivery_id -> when its fallback went out: a receipt for it arriving later is late
+    fell_back: dict[str, int] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         """Nothing left worth storing: the table entry can be deleted."""
-        return not (self.seen or self.throttle or self.holds)
+        return not (self.seen or self.throttle or self.holds or self.fallbacks or self.fell_back)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"v": STATE_VERSION, "user_id": self.user_id}
@@ -128,6 +196,10 @@ class UserState:
             }
         if self.holds:
             d["holds"] = {k: h.to_dict() for k, h in self.holds.items()}
+        if self.fallbacks:
+            d["fallbacks"] = {k: f.to_dict() for k, f in self.fallbacks.items()}
+        if self.fell_back:
+            d["fell_back"] = self.fell_back
         return d
 
     @classmethod
@@ -139,12 +211,16 @@ class UserState:
         if version not in _READABLE_VERSIONS:
             raise ValueError(f"unsupported UserState version {version!r}")
         seen = d.get("seen")
-        return cls(
-            user_id=d.get("user_id", ""),
-            seen=SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
-            throttle={
-                Channel.parse(k): ThrottleWindow(v[0], v[1])
-                for k, v in (d.get("throttle") or {}).items()
-            },
-            holds={k: Hold.from_dict(h) for k, h in (d.get("holds") or {}).items()},
+        # Positional, and the fallback parts only when present (most states have none): a state
+        # is decoded for every event, and keyword arguments cost more to match.
+        state = cls(
+            d.get("user_id", ""),
+            SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
+            {Channel.parse(k): ThrottleWindow(v[0], v[1]) for k, v in (d.get("throttle") or {}).items()},
+            {k: Hold.from_dict(h) for k, h in (d.get("holds") or {}).items()},
         )
+        if "fallbacks" in d:
+            state.fallbacks = {k: PendingFallback.from_dict(k, f) for k, f in d["fallbacks"].items()}
+        if "fell_back" in d:
+            state.fell_back = d["fell_back"]
+        return state

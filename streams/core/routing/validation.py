@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.core.model import Event, Preferences
+from streams.core.model import Event, Preferences, Receipt
 from streams.core.routing.quiet_hours import is_known_timezone
 
 MAX_ID_LENGTH = 256  # ids are kept in state for the dedupe window: bound their size
@@ -30,6 +30,10 @@ class InvalidPreferences(InvalidRecord):
     pass
 
 
+class InvalidReceipt(InvalidRecord):
+    pass
+
+
 def decode_event(d: Mapping[str, Any]) -> Event:
     """Event from an Avro dict; a dict of the wrong shape raises InvalidEvent('malformed')."""
     try:
@@ -43,6 +47,20 @@ def decode_preferences(d: Mapping[str, Any]) -> Preferences:
         return Preferences.from_avro(d)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidPreferences("malformed", f"not a UserPreferences: {exc!r}") from exc
+
+
+def decode_receipt(d: Mapping[str, Any]) -> Receipt:
+    try:
+        return Receipt.from_avro(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidReceipt("malformed", f"not a DeliveryStatus: {exc!r}") from exc
+
+
+def validate_receipt(receipt: Receipt, key: str | bytes | None = None) -> None:
+    """Raise InvalidReceipt for a receipt that cannot be joined with its user's state."""
+    if not receipt.delivery_id or not receipt.delivery_id.strip():
+        raise InvalidReceipt("missing_delivery_id", "delivery_id is empty")
+    _check_user(receipt.user_id, key, InvalidReceipt)
 
 
 def validate(event: Event, key: str | bytes | None = None) -> None:
@@ -102,6 +120,17 @@ def validate_preferences(prefs: Preferences, key: str | bytes | None = None) -> 
             raise InvalidPreferences(
                 "bad_throttle_limit",
                 f"{cp.channel.key} throttle_limit={cp.throttle_limit}; expected >= 1 or null",
+            )
+    for category, chain in prefs.fallbacks.items():
+        if len(set(chain.channels)) != len(chain.channels):
+            raise InvalidPreferences(
+                "bad_fallback", f"the fallback chain of {category!r} names a channel twice"
+            )
+        if chain.timeout_ms is not None and chain.timeout_ms < 1000:
+            raise InvalidPreferences(
+                "bad_fallback",
+                f"the fallback chain of {category!r} has timeout_seconds="
+                f"{chain.timeout_ms // 1000}; expected >= 1 or null",
             )
 
 
