@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
+from streams.connection.variables import CREDENTIALS
 from streams.core.config import ConfigError, markdown, variables
 
 
-def sections() -> list[tuple[str, str, type]]:
+def sections() -> list[tuple[str, str, Any]]:
     """(title, who reads them, settings class), in the order the docs list them."""
     from inbox.settings import InboxSettings
     from monitoring.settings import MonitoringSettings
@@ -24,6 +26,9 @@ def sections() -> list[tuple[str, str, type]]:
         ("Producers", "the SDK and the `send`, `prefs`, `tail`, `demo` commands", ClientSettings),
         ("Inbox service", "`notipipe inbox`", InboxSettings),
         ("Local stack", "`notipipe stack` and the tests", StackSettings),
+        ("Credentials", "every client, through `streams/connection/` (on the local stack each "
+         "defaults to a secret `stack up` generated in `.cache/secrets/`; see docs/security.md)",
+         CREDENTIALS),
         ("Monitoring", "the stack's Prometheus, Alertmanager, lag exporter and dashboard, and "
          "`notipipe lag`", MonitoringSettings),
     ]
@@ -33,13 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown(sections()), end="")
         return 0
-    for title, _, cls in sections():
+    for title, _, declared in sections():
         print(f"{title}:")
-        try:
-            cls.from_env()
-        except ConfigError as exc:
-            print(f"  error: {exc}", file=sys.stderr)
-        for var in variables(cls):
+        if isinstance(declared, type):
+            try:
+                declared.from_env()
+            except ConfigError as exc:
+                print(f"  error: {exc}", file=sys.stderr)
+        for var in (variables(declared) if isinstance(declared, type) else declared):
             value = os.environ.get(var.name)
             secret = "PASSWORD" in var.name or var.name.endswith("_DSN")  # a DSN may hold a password
             shown = "(default)" if value is None else ("***" if secret else value)

@@ -101,22 +101,25 @@ def variables(cls: type) -> list[Var]:
     return found
 
 
-def markdown(sections: Iterable[tuple[str, str, type]]) -> str:
-    """The configuration reference: (title, what reads them, settings class) per section."""
+def markdown(sections: Iterable[tuple[str, str, type | Iterable[Var]]]) -> str:
+    """The configuration reference: (title, what reads them, a settings class or its variables)
+    per section."""
     lines = ["# Configuration", "",
              "Every setting is an environment variable. This page is generated from the settings "
              "classes (`notipipe settings --markdown > docs/configuration.md`); a unit test fails "
              "when it is stale. `notipipe settings` prints the values in effect.", ""]
     listed: set[str] = set()
-    for title, readers, cls in sections:
+    for title, readers, declared in sections:
         rows, again = [], []
-        for var in variables(cls):
+        for var in (variables(declared) if isinstance(declared, type) else declared):
             if var.name in listed:
                 again.append(f"`{var.name}`")
             else:
                 listed.add(var.name)
                 rows.append(f"| `{var.name}` | {var.shown_default} | {var.doc} |")
-        lines += [f"## {title}", "", f"Read by {readers} (`{cls.__module__}.{cls.__qualname__}`).", ""]
+        where = (f" (`{declared.__module__}.{declared.__qualname__}`)" if isinstance(declared, type)
+                 else "")
+        lines += [f"## {title}", "", f"Read by {readers}{where}.", ""]
         if rows:
             lines += ["| Variable | Default | Meaning |", "|---|---|---|", *rows, ""]
         if again:

@@ -1,11 +1,15 @@
 """What the fallback tests share: users with a phone, a device and an e-mail address, and delivery
-receipts produced as the receipt webhook produces them (Avro through the registry, keyed by user)."""
+receipts produced as the receipt webhook produces them (Avro through the registry, keyed by user,
+as the inbox service's principal, the one allowed to write them)."""
 
 from __future__ import annotations
 
 import uuid
 
+from confluent_kafka import Producer
+
 from streams.client.sdk import NotificationClient, now_ms
+from streams.connection.kafka import kafka_access
 from streams.contracts.schemas import subject_for
 from streams.core.model import Channel, ChannelPreference, Delivery, Preferences, Receipt, ReceiptStatus
 from tests.integration.pipeline import WorkerProcess
@@ -59,5 +63,8 @@ def send_receipt(client: NotificationClient, delivery: Delivery, status: Receipt
     at = now_ms()
     receipt = Receipt(delivery.delivery_id, delivery.user_id, delivery.channel, status,
                       reported_at=at, received_at=at, provider="test-gateway")
-    client.send_raw(topic, delivery.user_id, client.codec.encode(subject_for(topic), receipt.to_avro()))
-    client.flush()
+    producer = Producer({**kafka_access("inbox", client.settings.bootstrap_servers).producer_config(),
+                         "partitioner": "murmur2_random"})
+    producer.produce(topic, key=delivery.user_id.encode(),
+                     value=client.codec.encode(subject_for(topic), receipt.to_avro()))
+    assert producer.flush(30) == 0
