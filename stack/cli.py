@@ -20,7 +20,7 @@ from stack.process import StartError, stop
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
 from stack.secrets import secrets_dir
 from stack.settings import ConfigError, StackSettings
-from stack.topics_setup import ensure_topics
+from stack.topics_setup import ensure_registry_topics, ensure_topics
 from streams.connection.http import connect_is_local
 from streams.connection.kafka import KafkaAccessError, KafkaConfigError
 
@@ -67,8 +67,10 @@ def provision(settings: StackSettings, component: str) -> None:
             print(f"  {change}")
         set_role_passwords(settings)
     if component == "kafka":
-        # Users first (ACLs name them), then their ACLs, then the topics.
-        for change in [*ensure_users(settings), *ensure_acls(settings), *ensure_topics(settings)]:
+        # Users first (ACLs name them), then their ACLs, then the topics (the registry's too,
+        # before it starts).
+        for change in [*ensure_users(settings), *ensure_acls(settings), *ensure_topics(settings),
+                       *ensure_registry_topics(settings)]:
             print(f"  {change}")
     if component == "registry":
         ids = register_schemas(settings)
