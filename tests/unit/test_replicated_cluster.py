@@ -6,6 +6,7 @@ tests/integration/test_broker_loss.py)."""
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,12 @@ from stack.acls_setup import REGISTRY_TOPICS
 from stack.broker_config import Replication, broker_properties
 from stack.components import Connect, Kafka, check_broker_count, kafka_components, kafka_nodes
 from stack.connectors_setup import placeholders
-from stack.process import StartError
+from stack.process import StartError, spawn, stop_together
 from stack.settings import ConfigError, StackSettings
 from stack.tls import TlsFiles
 from stack.topics_setup import registry_topics, topic_config
 from streams.contracts.topics import Topics
+from tests.waiting import wait_for
 
 
 def _properties(text: str) -> dict[str, str]:
@@ -137,3 +139,36 @@ def test_a_node_whose_port_another_socket_holds_is_not_started(tmp_path: Path) -
         with pytest.raises(StartError, match=refusal):
             Kafka(settings, node_id=2).launch()
     assert not Kafka(settings, node_id=2).pid_file.exists()
+
+
+QUORUM_MEMBER = """
+import pathlib, signal, sys, time
+me, other = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+def leave(*_):
+    me.with_suffix(".leaving").touch()
+    # Like a KRaft node: it finishes its shutdown only while another member still answers.
+    while not other.with_suffix(".leaving").exists():
+        time.sleep(0.05)
+    me.with_suffix(".clean").touch()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, leave)
+me.with_suffix(".ready").touch()
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_the_nodes_of_a_quorum_are_stopped_together(tmp_path: Path) -> None:
+    """Stopped one by one, the last node could not finish its shutdown and would be killed."""
+    script = tmp_path / "member.py"
+    script.write_text(QUORUM_MEMBER)
+    a, b = tmp_path / "a", tmp_path / "b"
+    pid_files = []
+    for me, other in ((a, b), (b, a)):
+        pid_file = tmp_path / f"{me.name}.pid"
+        spawn([sys.executable, str(script), str(me), str(other)], tmp_path / f"{me.name}.log", pid_file)
+        pid_files.append(pid_file)
+    wait_for(lambda: a.with_suffix(".ready").exists() and b.with_suffix(".ready").exists(), 30,
+             "both members running")
+    assert stop_together(pid_files, timeout_s=20) == [True, True]
+    assert a.with_suffix(".clean").exists() and b.with_suffix(".clean").exists()
