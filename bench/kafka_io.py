@@ -22,6 +22,7 @@ from stack.kafka_access import stack_access
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
 from stack.topics_setup import ensure_topics
+from streams.connection.produce import durable
 from streams.contracts.avro_codec import _strip_logical
 from streams.contracts.schemas import load_schema
 from streams.contracts.topics import Topics
@@ -146,8 +147,10 @@ def wait_quiet(probe: OffsetProbe, topics: Sequence[str], quiet_s: float, timeou
     return False
 
 
-def make_producer(stack: StackSettings) -> Producer:
-    return Producer(
+def load_producer_config(stack: StackSettings) -> dict:
+    """The load generator's producer: acks=all and idempotent like every producer of the pipeline,
+    so the benchmark pays what production pays per record."""
+    return durable(
         {
             **kafka_config(stack),
             "partitioner": "murmur2_random",  # as the SDK, Java clients and aiokafka
@@ -155,9 +158,12 @@ def make_producer(stack: StackSettings) -> Producer:
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 2_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
-            "enable.idempotence": True,
         }
     )
+
+
+def make_producer(stack: StackSettings) -> Producer:
+    return Producer(load_producer_config(stack))
 
 
 def produce_all(

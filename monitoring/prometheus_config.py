@@ -14,8 +14,9 @@ RECEIVER = "oncall"
 
 
 def prometheus_config(settings: StackSettings, s: MonitoringSettings) -> dict[str, Any]:
-    def static(job: str, port: int, **extra: Any) -> dict[str, Any]:
-        return {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **extra}
+    def static(job: str, *ports: int, **extra: Any) -> dict[str, Any]:
+        return {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}],
+                **extra}
 
     return {
         "global": {
@@ -31,7 +32,7 @@ def prometheus_config(settings: StackSettings, s: MonitoringSettings) -> dict[st
             static("prometheus", settings.prometheus_port),
             static("alertmanager", settings.alertmanager_port),
             static("lag-exporter", settings.lag_exporter_port),
-            static("kafka", settings.kafka_jmx_port),
+            static("kafka", *settings.kafka_jmx_ports),  # every broker's agent
             static("connect", settings.connect_jmx_port),
             static("postgres", settings.postgres_exporter_port),
             {"job_name": "workers",

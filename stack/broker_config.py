@@ -1,8 +1,15 @@
 """The Kafka broker's server.properties: listeners, TLS, SASL/SCRAM and the authorizer.
 
 Each node of the cluster is a `KafkaNode` (node id, host, client and controller ports); the local
-stack runs one combined broker+controller node, and a cluster of N is N nodes sharing the
+stack runs one combined broker+controller node, or three (`NOTIPIPE_BROKERS=3`) sharing the
 quorum's voter list, each with its own properties from `broker_properties(node, nodes, ...)`.
+
+Replication (`Replication`): with three nodes every topic, the brokers' own (consumer offsets,
+transactions) and those clients create (Faust's changelogs, Connect's, the registry's) included,
+gets three replicas; a write is acknowledged once two have it (`min.insync.replicas=2`, with
+`acks=all` on every producer), and a replica that missed writes never becomes leader
+(`unclean.leader.election.enable=false`). One broker may be lost without losing or refusing a
+write.
 
 Listeners:
 - `CLIENT` (SASL_SSL, SCRAM-SHA-512): every client, and the brokers among themselves (as the
@@ -33,6 +40,18 @@ AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 
 @dataclass(frozen=True)
+class Replication:
+    factor: int = 1
+    min_insync: int = 1
+
+    def topic_config(self) -> dict[str, str]:
+        """What every topic the stack creates carries explicitly (the brokers' defaults say the
+        same, for topics clients create)."""
+        return {"min.insync.replicas": str(self.min_insync),
+                "unclean.leader.election.enable": "false"}
+
+
+@dataclass(frozen=True)
 class KafkaNode:
     node_id: int
     host: str
@@ -49,10 +68,12 @@ class KafkaNode:
 
 
 def broker_properties(node: KafkaNode, nodes: list[KafkaNode], data_dir: Path, tls: TlsFiles,
-                      broker_password: str, partitions: int) -> str:
+                      broker_password: str, partitions: int,
+                      replication: Replication | None = None) -> str:
     """server.properties of one combined broker+controller node. Holds the broker's password:
     written to a file only its owner reads."""
     # The broker's own client side of the CLIENT listener (to other brokers) as the `broker` user.
+    replication = replication or Replication()
     inter_broker = KafkaAccess(node.client_address, "SASL_SSL", MECHANISM, BROKER_USER, broker_password)
     jaas = next(line for line in inter_broker.java_properties() if line.startswith("sasl.jaas.config="))
     client = CLIENT_LISTENER.lower()
@@ -89,11 +110,16 @@ def broker_properties(node: KafkaNode, nodes: list[KafkaNode], data_dir: Path, t
         f"num.partitions={partitions}",
         # Topics are created on purpose (stack up, Faust, Connect, the registry), never by typo.
         "auto.create.topics.enable=false",
-        "offsets.topic.replication.factor=1",
+        # Replication of every topic, the brokers' own included (see the module's doc).
+        f"default.replication.factor={replication.factor}",
+        f"min.insync.replicas={replication.min_insync}",
+        "unclean.leader.election.enable=false",
+        f"offsets.topic.replication.factor={replication.factor}",
         "offsets.topic.num.partitions=8",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "share.coordinator.state.topic.replication.factor=1",
+        f"transaction.state.log.replication.factor={replication.factor}",
+        f"transaction.state.log.min.isr={replication.min_insync}",
+        f"share.coordinator.state.topic.replication.factor={replication.factor}",
+        f"share.coordinator.state.topic.min.isr={replication.min_insync}",
         "group.initial.rebalance.delay.ms=0",
         "log.retention.hours=168",
         "log.segment.bytes=268435456",

@@ -16,11 +16,11 @@ from stack.connectors_setup import ConnectorError, connector_status, register_co
 from stack.db_roles import set_role_passwords
 from stack.kafka_access import stack_access, write_private
 from stack.migrations import MigrationError, apply_migrations
-from stack.process import StartError, stop
+from stack.process import StartError, stop, stop_together
 from stack.schemas_setup import SchemaRegistrationError, register_schemas
 from stack.secrets import secrets_dir
 from stack.settings import ConfigError, StackSettings
-from stack.topics_setup import ensure_topics
+from stack.topics_setup import ensure_registry_topics, ensure_topics
 from streams.connection.http import connect_is_local
 from streams.connection.kafka import KafkaAccessError, KafkaConfigError
 
@@ -67,8 +67,10 @@ def provision(settings: StackSettings, component: str) -> None:
             print(f"  {change}")
         set_role_passwords(settings)
     if component == "kafka":
-        # Users first (ACLs name them), then their ACLs, then the topics.
-        for change in [*ensure_users(settings), *ensure_acls(settings), *ensure_topics(settings)]:
+        # Users first (ACLs name them), then their ACLs, then the topics (the registry's too,
+        # before it starts).
+        for change in [*ensure_users(settings), *ensure_acls(settings), *ensure_topics(settings),
+                       *ensure_registry_topics(settings)]:
             print(f"  {change}")
     if component == "registry":
         ids = register_schemas(settings)
@@ -141,7 +143,17 @@ def cmd_status(settings: StackSettings, as_json: bool) -> int:
 def cmd_down(settings: StackSettings) -> int:
     # Reverse start order: Connect and the registry leave Kafka cleanly before it stops.
     components: list[Component] = list(reversed(all_components(settings)))
+    brokers = [c for c in components if isinstance(c, Kafka)]
     for component in components:
+        if isinstance(component, Kafka):
+            if component is brokers[0]:
+                # Every node at once: the quorum's last node, stopped alone, would wait for a
+                # controller to approve its shutdown until killed.
+                stopped = stop_together([b.pid_file for b in brokers], timeout_s=60)
+                for broker, was_running in zip(brokers, stopped, strict=True):
+                    broker.stopped()
+                    print(f"{broker.name:<17} {'stopped' if was_running else 'not running'}")
+            continue
         was_running = stop(component.pid_file, timeout_s=60)
         component.stopped()
         print(f"{component.name:<17} {'stopped' if was_running else 'not running'}")

@@ -26,17 +26,26 @@ from inbox.settings import InboxSettings
 from stack import artifacts, secret_files
 from stack.acls_setup import CONNECT_GROUP, CONNECT_INTERNAL_TOPICS, REGISTRY_GROUP_PREFIX, REGISTRY_TOPICS
 from stack.artifacts import PrerequisiteError, check_java
-from stack.broker_config import BROKER_USER, SUPER_USERS, KafkaNode, broker_properties, scram_bootstrap_args
+from stack.broker_config import (
+    BROKER_USER,
+    SUPER_USERS,
+    KafkaNode,
+    Replication,
+    broker_properties,
+    scram_bootstrap_args,
+)
 from stack.jmx_agent import jmx_agent_answers, jmx_agent_args
 from stack.kafka_access import service_access, stack_access, write_private
 from stack.process import StartError, log_tail, read_pid, spawn, wait_until
 from stack.secrets import secret, secrets_dir
-from stack.settings import StackSettings
+from stack.settings import BROKER_JMX_PORT_STEP, BROKER_PORT_STEP, StackSettings
 from stack.tls import TlsFiles, ensure_certificates
 from streams.connection import postgres as pg_roles
 from streams.connection.http import connect_client
 from streams.connection.kafka import password_secret_name
 
+# Where Linux's default ephemeral range starts (/proc/sys/net/ipv4/ip_local_port_range).
+EPHEMERAL_LOW = 32768
 # The name the provider stub reports receipts under (its secret: .cache/secrets/receipts-stub).
 STUB_GATEWAY = "stub"
 
@@ -45,6 +54,18 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """Could a server listen on it now? False also when a client connection uses it as its local
+    port (ports in the kernel's ephemeral range can be), which `port_open` does not see."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def http_ok(url: str, timeout_s: float = 3.0, headers: dict[str, str] | None = None) -> bool:
@@ -122,9 +143,14 @@ class Component:
     def start(self) -> bool:
         """Start unless running; wait until healthy. True if it was started now."""
         if self.pid() is not None:
-            wait_until(self.healthy, self.settings.start_timeout_s, f"{self.name} to be healthy",
-                       alive=lambda: self.pid() is not None)
+            self.wait_healthy()
             return False
+        self.launch()
+        self.wait_started()
+        return True
+
+    def launch(self) -> None:
+        """Prepare and spawn the process, without waiting for it."""
         if port_open(self.port):
             raise StartError(
                 f"{self.name}: port {self.port} is already taken by a process this stack did not "
@@ -134,13 +160,18 @@ class Component:
         self.prepare()
         spawn(self.command(), self.log_file, self.pid_file, env=self.env())
         self.command_file.write_text(self.started_with())
+
+    def wait_healthy(self) -> None:
+        wait_until(self.healthy, self.settings.start_timeout_s, f"{self.name} to be healthy",
+                   alive=lambda: self.pid() is not None)
+
+    def wait_started(self) -> None:
+        """`wait_healthy` for a process just launched: a failure shows the end of its log."""
         try:
-            wait_until(self.healthy, self.settings.start_timeout_s, f"{self.name} to be healthy",
-                       alive=lambda: self.pid() is not None)
+            self.wait_healthy()
         except StartError as exc:
             raise StartError(f"{self.name} failed to start: {exc}\n"
                              f"  last lines of {self.log_file}:\n{log_tail(self.log_file)}") from None
-        return True
 
 
 def _log4j2_config(settings: StackSettings) -> Path:
@@ -180,40 +211,99 @@ def _java_cmd(settings: StackSettings, heap: str, classpath: str, main: str, *ar
             "-cp", classpath, main, *args]
 
 
+def kafka_node_name(node_id: int) -> str:
+    """Node 1 is `kafka` (its files where a one-broker stack has always kept them), node i `kafka-i`."""
+    return "kafka" if node_id == 1 else f"kafka-{node_id}"
+
+
+def kafka_node(settings: StackSettings, node_id: int) -> KafkaNode:
+    port = settings.kafka_port + BROKER_PORT_STEP * (node_id - 1)
+    return KafkaNode(node_id, "127.0.0.1", port, port + 1)
+
+
+def kafka_nodes(settings: StackSettings) -> list[KafkaNode]:
+    return [kafka_node(settings, node_id) for node_id in range(1, settings.brokers + 1)]
+
+
+def _cluster_record(settings: StackSettings) -> Path:
+    """Written when the first node's storage is formatted: how many nodes, and the cluster id
+    the others are formatted with."""
+    return settings.data_dir / "kafka.cluster"
+
+
+def _read_record(settings: StackSettings) -> dict[str, str]:
+    try:
+        lines = _cluster_record(settings).read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def formatted_broker_count(settings: StackSettings) -> int | None:
+    """How many nodes this stack's Kafka was made with; None before its first start."""
+    record = _read_record(settings)
+    if "nodes" in record:
+        return int(record["nodes"])
+    # Stacks made before the count was recorded had one node.
+    return 1 if (settings.data_dir / "kafka" / "meta.properties").exists() else None
+
+
+def check_broker_count(settings: StackSettings) -> None:
+    made_with = formatted_broker_count(settings)
+    if made_with is not None and made_with != settings.brokers:
+        raise StartError(
+            f"this stack's Kafka was made with {made_with} broker(s) and NOTIPIPE_BROKERS asks for "
+            f"{settings.brokers}: a cluster's node count cannot change in place. Run `notipipe "
+            f"stack reset` (it wipes the stack's topics and records) and `notipipe stack up` again, "
+            f"or set NOTIPIPE_BROKERS={made_with}")
+
+
 @dataclass
 class Kafka(Component):
-    """One combined broker+controller node, SASL_SSL for clients, mutual TLS for the controller
-    path, the standard authorizer (broker_config.py)."""
+    """One node of the stack's Kafka cluster (NOTIPIPE_BROKERS of them): a combined
+    broker+controller, SASL_SSL for clients, mutual TLS for the controller path, the standard
+    authorizer (broker_config.py). Every node has its own data dir, ports and JMX agent."""
 
     name: str = "kafka"
+    node_id: int = 1
 
     def __post_init__(self) -> None:
-        self.port = self.settings.kafka_port
+        self.name = kafka_node_name(self.node_id)
+        self.port = self.node.client_port
+
+    @property
+    def node(self) -> KafkaNode:
+        return kafka_node(self.settings, self.node_id)
+
+    @property
+    def jmx_port(self) -> int:
+        return self.settings.kafka_jmx_port + BROKER_JMX_PORT_STEP * (self.node_id - 1)
 
     @property
     def data(self) -> Path:
-        return self.settings.data_dir / "kafka"
+        return self.settings.data_dir / self.name
 
     @property
     def properties(self) -> Path:
-        return self.settings.run_dir / "kafka" / "server.properties"
-
-    @property
-    def nodes(self) -> list[KafkaNode]:
-        return [KafkaNode(1, "127.0.0.1", self.port, self.port + 1)]
+        return self.settings.run_dir / self.name / "server.properties"
 
     @property
     def _secured_marker(self) -> Path:
-        return self.settings.data_dir / "kafka.scram-formatted"
+        return self.settings.data_dir / f"{self.name}.scram-formatted"
+
+    def cluster(self) -> list[Kafka]:
+        """Every node of the cluster this one belongs to, in node order."""
+        return [Kafka(self.settings, node_id=node.node_id) for node in kafka_nodes(self.settings)]
 
     def prepare(self) -> None:
+        check_broker_count(self.settings)
         for change in ensure_certificates(self.settings):
             print(f"  {change}", flush=True)
         passwords = {user: secret(self.settings, password_secret_name(user)) for user in SUPER_USERS}
-        node = self.nodes[0]
+        replication = Replication(self.settings.replication_factor, self.settings.min_insync_replicas)
         write_private(self.properties, broker_properties(
-            node, self.nodes, self.data, TlsFiles.of(self.settings), passwords[BROKER_USER],
-            self.settings.partitions))
+            self.node, kafka_nodes(self.settings), self.data, TlsFiles.of(self.settings),
+            passwords[BROKER_USER], self.settings.partitions, replication))
         if (self.data / "meta.properties").exists():
             if not self._secured_marker.exists():
                 raise StartError(
@@ -221,15 +311,56 @@ class Kafka(Component):
                     "could log in to the secured broker: wipe it with `notipipe stack reset` "
                     "(topics and their records are lost) and run `notipipe stack up` again")
             return
-        self._format(passwords)
+        self._format(passwords, self._cluster_id())
+
+    def launch(self) -> None:
+        # The JVM fails on a taken port with a stack trace; say which setting moves it instead.
+        ports = {"client": self.node.client_port, "controller": self.node.controller_port}
+        if self.settings.monitoring:
+            ports["JMX agent"] = self.jmx_port
+        taken = {what: port for what, port in ports.items() if not port_bindable(port)}
+        if taken:
+            raise StartError(
+                f"{self.name}: " + ", ".join(f"its {what} port {port}" for what, port in taken.items())
+                + " is in use by another socket (`ss -tanp | grep <port>` shows which). Choose "
+                "free ports with NOTIPIPE_KAFKA_PORT and NOTIPIPE_KAFKA_JMX_PORT (broker i uses "
+                "KAFKA_PORT + 2(i-1) and the port after, KAFKA_JMX_PORT + 10(i-1)); ports below "
+                f"{EPHEMERAL_LOW} are never handed out by the kernel to client connections.")
+        super().launch()
+
+    def _cluster_id(self) -> str:
+        """The cluster's id: recorded when its first node was formatted, else a new one."""
+        record = _read_record(self.settings)
+        if "cluster.id" in record:
+            return record["cluster.id"]
+        cluster_id = new_cluster_id()
+        _cluster_record(self.settings).parent.mkdir(parents=True, exist_ok=True)
+        _cluster_record(self.settings).write_text(
+            f"nodes={self.settings.brokers}\ncluster.id={cluster_id}\n")
+        return cluster_id
 
     def start(self) -> bool:
+        """Start the node, and every other node of the cluster that is not running: a quorum of
+        three elects no leader while only one voter runs, so no node is waited for before all
+        are launched. Returns once this node is healthy and every broker has joined."""
+        check_broker_count(self.settings)
         if self.pid() is not None and "sasl.enabled.mechanisms" not in self._running_config():
             raise StartError(
                 "the running Kafka was started without TLS and SASL (before the stack was secured): "
                 "stop the stack (`notipipe stack down`), wipe its data, which has no SCRAM users "
                 "(`notipipe stack reset`), and run `notipipe stack up` again")
-        return super().start()
+        started = self.pid() is None
+        for node in self.cluster():
+            if node.pid() is None:
+                node.launch()
+        if started:
+            self.wait_started()
+        else:
+            self.wait_healthy()
+        wanted = len(self.cluster())
+        wait_until(lambda: len(self.live_brokers()) >= wanted, self.settings.start_timeout_s,
+                   f"all {wanted} brokers to join the cluster", alive=lambda: self.pid() is not None)
+        return started
 
     def _running_config(self) -> str:
         try:
@@ -237,13 +368,13 @@ class Kafka(Component):
         except FileNotFoundError:
             return ""
 
-    def _format(self, passwords: dict[str, str]) -> None:
+    def _format(self, passwords: dict[str, str], cluster_id: str) -> None:
         """Format the storage with the first SCRAM users (admin, broker). The arguments go through
         a private argument file, so the passwords never show in the process list."""
         args = [*_java_cmd(self.settings, "256m", self._classpath(), "kafka.tools.StorageTool",
-                           "format", "-t", new_cluster_id(), "-c", str(self.properties),
+                           "format", "-t", cluster_id, "-c", str(self.properties),
                            *scram_bootstrap_args(passwords))]
-        argfile = self.settings.run_dir / "kafka" / "format.args"
+        argfile = self.settings.run_dir / self.name / "format.args"
         write_private(argfile, "\n".join(_argfile_quote(arg) for arg in args[1:]) + "\n")
         try:
             result = subprocess.run([args[0], f"@{argfile}"], capture_output=True, text=True)
@@ -258,25 +389,26 @@ class Kafka(Component):
 
     def command(self) -> list[str]:
         return _java_cmd(self.settings, "1g", self._classpath(), "kafka.Kafka", str(self.properties),
-                         jvm_options=jmx_agent_args(self.settings, "kafka"))
+                         jvm_options=jmx_agent_args(self.settings, "kafka", self.jmx_port))
 
     def monitoring_note(self) -> str | None:
         """Why the running broker exports no JMX metrics, if it does not."""
         running = self.pid() is not None
-        if self.settings.monitoring and running and not jmx_agent_answers(self.settings, "kafka"):
-            return ("note: the running kafka was started without the JMX exporter agent (port "
-                    f"{self.settings.kafka_jmx_port}); `notipipe stack down && notipipe stack up` adds it")
+        if self.settings.monitoring and running and not jmx_agent_answers(self.jmx_port):
+            return (f"note: the running {self.name} was started without the JMX exporter agent "
+                    f"(port {self.jmx_port}); `notipipe stack down && notipipe stack up` adds it")
         return None
 
-    def healthy(self) -> bool:
+    def live_brokers(self) -> set[int]:
+        """Node ids of the brokers this node's metadata lists as up (registered, not fenced)."""
         from confluent_kafka.admin import AdminClient
 
-        if not port_open(self.port):
-            return False
-        admin = AdminClient({**stack_access(self.settings, "admin").confluent_config(),
-                             "socket.timeout.ms": 2000, "log_level": 0})
-        metadata = admin.list_topics(timeout=3)
-        return bool(metadata.brokers)
+        access = stack_access(self.settings, "admin").at(self.address)
+        admin = AdminClient({**access.confluent_config(), "socket.timeout.ms": 2000, "log_level": 0})
+        return set(admin.list_topics(timeout=3).brokers)
+
+    def healthy(self) -> bool:
+        return port_open(self.port) and self.node_id in self.live_brokers()
 
 
 def _argfile_quote(arg: str) -> str:
@@ -376,8 +508,15 @@ class Connect(Component):
             *access.java_properties(),
             *(line for prefix in ("producer.", "consumer.", "admin.")
               for line in access.java_properties(prefix)),
+            # The producers of its connectors (the sinks' DLQ writers): every write acknowledged
+            # by the in-sync replicas, a retried batch not written twice (Connect turns
+            # idempotence off unless told).
             "producer.acks=all",
             "producer.enable.idempotence=true",
+            # Its own producers of the config, offset and status topics read the unprefixed
+            # settings: acks=all. Kafka forces idempotence off for them; their records are keyed
+            # and compacted, so a duplicate is harmless.
+            "acks=all",
             f"group.id={CONNECT_GROUP}",
             "key.converter=org.apache.kafka.connect.storage.StringConverter",
             "value.converter=org.apache.kafka.connect.json.JsonConverter",
@@ -385,16 +524,17 @@ class Connect(Component):
             f"config.storage.topic={CONNECT_INTERNAL_TOPICS[0]}",
             f"offset.storage.topic={CONNECT_INTERNAL_TOPICS[1]}",
             f"status.storage.topic={CONNECT_INTERNAL_TOPICS[2]}",
-            "config.storage.replication.factor=1",
-            "offset.storage.replication.factor=1",
-            "status.storage.replication.factor=1",
+            f"config.storage.replication.factor={self.settings.replication_factor}",
+            f"offset.storage.replication.factor={self.settings.replication_factor}",
+            f"status.storage.replication.factor={self.settings.replication_factor}",
             "offset.flush.interval.ms=1000",
             f"listeners=http://127.0.0.1:{self.port}",
             "rest.advertised.host.name=127.0.0.1",
             f"rest.advertised.port={self.port}",
             f"plugin.path={self.settings.dist_dir / 'connect-plugins'}",
             "plugin.discovery=hybrid_warn",
-            # Sinks may create their own DLQ topics with one replica on this one-broker cluster.
+            # Sinks may create their own DLQ topics (`stack up` makes the pipeline's, replicated
+            # as the cluster's topics are; errors.deadletterqueue.topic.replication.factor).
             "topic.creation.enable=true",
             # Connector configs read secrets through config providers, so they never sit in
             # Connect's config topic or its REST answers: ${file:<path>:<key>} from the stack's
@@ -415,7 +555,7 @@ class Connect(Component):
         plugins = [name for name in changed_parts if name in artifacts.CONNECT_PLUGIN_PARTS]
         if plugins:
             return "its jars changed: " + ", ".join(plugins)
-        if self.settings.monitoring and not jmx_agent_answers(self.settings, "connect"):
+        if self.settings.monitoring and not jmx_agent_answers(self.settings.connect_jmx_port):
             return f"its JMX exporter agent does not answer on port {self.settings.connect_jmx_port}"
         try:
             if self.properties.read_text() != self.worker_properties():
@@ -434,7 +574,8 @@ class Connect(Component):
         jaas = f"-Djava.security.auth.login.config={secret_files.connect_jaas(self.settings)}"
         return _java_cmd(self.settings, "1g", str(self.settings.dist_dir / "kafka" / "libs" / "*"),
                          "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties),
-                         jvm_options=[jaas, *jmx_agent_args(self.settings, "connect")])
+                         jvm_options=[jaas, *jmx_agent_args(self.settings, "connect",
+                                                                 self.settings.connect_jmx_port)])
 
     def healthy(self) -> bool:
         auth = {"Authorization": connect_client(self.settings).header()}
@@ -688,13 +829,20 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
     for or when it runs, so `status` and `down` see it."""
     from stack.monitoring_components import monitoring_components
 
-    components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
+    components: list[Component] = [Postgres(settings), *kafka_components(settings), Registry(settings),
                                    InboxService(settings), ProviderStub(settings), Connect(settings),
                                    *monitoring_components(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)
     return components
+
+
+def kafka_components(settings: StackSettings) -> list[Kafka]:
+    """The cluster's nodes; with more made than NOTIPIPE_BROKERS says, all of them, so that
+    `status` and `down` see every node (`up` refuses the mismatch)."""
+    count = max(settings.brokers, formatted_broker_count(settings) or 0)
+    return [Kafka(settings, node_id=node_id) for node_id in range(1, count + 1)]
 
 
 def describe(component: Component) -> dict[str, str]:

@@ -115,6 +115,12 @@ def _dead_letter(message: Any) -> DeadLetter:
     return DeadLetter(message.partition(), message.offset(), message.key(), message.value(), errors)
 
 
+def replay_producer_config(settings: StackSettings) -> dict[str, Any]:
+    """How a replay writes dead letters back: as the operators' principal, acks=all, idempotent
+    (a replayed record is written once even when a batch is retried)."""
+    return stack_access(settings, "ops").producer_config()
+
+
 def replay_dlq(settings: StackSettings, dlq_topic: str, connector: str | None = None,
                limit: int | None = None, dry_run: bool = False, echo=print) -> list[DeadLetter]:
     """Produce the DLQ's records (as they were read: original key and value bytes) back to their
@@ -129,7 +135,7 @@ def replay_dlq(settings: StackSettings, dlq_topic: str, connector: str | None = 
     consumer = Consumer({**ops.confluent_config(), "group.id": group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "enable.partition.eof": True})
-    producer = Producer(ops.producer_config())
+    producer = Producer(replay_producer_config(settings))
     replayed: list[DeadLetter] = []
     try:
         metadata = consumer.list_topics(dlq_topic, timeout=10).topics.get(dlq_topic)

@@ -40,7 +40,7 @@ def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.enviro
     | POSTGRES_SINK_USER | - | `notipipe_sink` (streams/connection/postgres.py) |
     | CONNECT_SECRETS_FILE | NOTIPIPE_CONNECT_SECRETS_FILE | the stack's connector-secrets.properties |
     | STUB_URL | NOTIPIPE_STUB_URL | the local provider stub |
-    | DLQ_REPLICATION_FACTOR | NOTIPIPE_DLQ_REPLICATION_FACTOR | 1 (one broker); 3 in production |
+    | DLQ_REPLICATION_FACTOR | NOTIPIPE_DLQ_REPLICATION_FACTOR | the stack's replication factor (1 or 3) |
 
     Secrets are never values here: a config names them as `${file:${CONNECT_SECRETS_FILE}:<key>}`,
     which Connect's FileConfigProvider reads when it starts a task (the file is written by `stack up`,
@@ -60,7 +60,7 @@ def placeholders(settings: StackSettings, environ: Mapping[str, str] = os.enviro
         "REGISTRY_URL": env("CONNECT_REGISTRY_URL",
                             f"http://127.0.0.1:{settings.registry_port}/apis/registry/v2"),
         "STUB_URL": stub_url,
-        "DLQ_REPLICATION_FACTOR": env("DLQ_REPLICATION_FACTOR", "1"),
+        "DLQ_REPLICATION_FACTOR": env("DLQ_REPLICATION_FACTOR", str(settings.replication_factor)),
     }
     for channel in ("email", "sms", "push"):
         key = f"{channel.upper()}_GATEWAY_URL"

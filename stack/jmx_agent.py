@@ -14,12 +14,9 @@ from stack.settings import StackSettings
 JMX_AGENT = "jmx-exporter/jmx_prometheus_javaagent.jar"
 
 
-def jmx_port(settings: StackSettings, which: str) -> int:
-    return settings.kafka_jmx_port if which == "kafka" else settings.connect_jmx_port
-
-
-def jmx_agent_args(settings: StackSettings, which: str) -> list[str]:
-    """`-javaagent:` for the broker ('kafka') or Connect ('connect'); none when monitoring is off."""
+def jmx_agent_args(settings: StackSettings, which: str, port: int) -> list[str]:
+    """`-javaagent:` for a broker ('kafka') or Connect ('connect'), serving on `port`; none when
+    monitoring is off."""
     if not settings.monitoring:
         return []
     jar = settings.dist_dir / JMX_AGENT
@@ -27,10 +24,10 @@ def jmx_agent_args(settings: StackSettings, which: str) -> list[str]:
         raise PrerequisiteError(f"{jar} is missing: run scripts/setup.sh (it resolves the JMX agent)")
     rules = jmx.broker_rules() if which == "kafka" else jmx.connect_rules()
     config = jmx.write(settings.monitoring_run_dir / f"jmx-{which}.yml", rules)
-    return [f"-javaagent:{jar}=127.0.0.1:{jmx_port(settings, which)}:{config}"]
+    return [f"-javaagent:{jar}=127.0.0.1:{port}:{config}"]
 
 
-def jmx_agent_answers(settings: StackSettings, which: str) -> bool:
+def jmx_agent_answers(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", jmx_port(settings, which))) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0

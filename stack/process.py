@@ -53,19 +53,26 @@ def spawn(cmd: Sequence[str], log_file: Path, pid_file: Path, cwd: Path | None =
 
 def stop(pid_file: Path, timeout_s: float = 30.0) -> bool:
     """SIGTERM the process group, SIGKILL what is left after the timeout. True if one was running."""
-    pid = read_pid(pid_file)
-    if pid is None:
-        pid_file.unlink(missing_ok=True)
-        return False
-    _signal_group(pid, signal.SIGTERM)
+    return stop_together([pid_file], timeout_s)[0]
+
+
+def stop_together(pid_files: Sequence[Path], timeout_s: float = 30.0) -> list[bool]:
+    """`stop` several processes at once: each gets SIGTERM before any is waited for. For the
+    nodes of a quorum: stopped one by one, the last could not finish its shutdown alone."""
+    pids = [read_pid(pid_file) for pid_file in pid_files]
+    for pid in pids:
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(pid):
+    while time.monotonic() < deadline and any(pid is not None and pid_alive(pid) for pid in pids):
         time.sleep(0.2)
-    if pid_alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-        wait_until(lambda: not pid_alive(pid), 10, f"pid {pid} to exit after SIGKILL")
-    pid_file.unlink(missing_ok=True)
-    return True
+    for pid in pids:
+        if pid is not None and pid_alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            wait_until(lambda pid=pid: not pid_alive(pid), 10, f"pid {pid} to exit after SIGKILL")
+    for pid_file in pid_files:
+        pid_file.unlink(missing_ok=True)
+    return [pid is not None for pid in pids]
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -1,4 +1,6 @@
-"""Create the pipeline topics and the sinks' dead-letter topics; running it again changes nothing."""
+"""Create the pipeline topics, the sinks' dead-letter topics and the registry's storage topics;
+running it again changes nothing. Each gets the cluster's replication (`broker_config.Replication`):
+on three brokers, three replicas, two of them in sync for a write, no unclean leader election."""
 
 from __future__ import annotations
 
@@ -6,13 +8,22 @@ import contextlib
 
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from stack.acls_setup import REGISTRY_TOPICS
+from stack.broker_config import Replication
 from stack.kafka_access import stack_access
 from stack.settings import StackSettings
 from streams.contracts.topics import Topics, TopicSpec
 
 
-def topic_config(spec: TopicSpec) -> dict[str, str]:
-    config = {"cleanup.policy": "compact" if spec.compacted else "delete"}
+def replication(settings: StackSettings) -> Replication:
+    return Replication(settings.replication_factor, settings.min_insync_replicas)
+
+
+SINGLE = Replication()
+
+
+def topic_config(spec: TopicSpec, replicated: Replication = SINGLE) -> dict[str, str]:
+    config = {"cleanup.policy": "compact" if spec.compacted else "delete", **replicated.topic_config()}
     if spec.retention_ms is not None:
         config["retention.ms"] = str(spec.retention_ms)
     if spec.compacted:
@@ -22,20 +33,41 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     return config
 
 
+def registry_topics(settings: StackSettings) -> list[NewTopic]:
+    """Apicurio's kafkasql topics (journal, snapshots, events), made before the registry starts so
+    that they have the cluster's replication: the registry would make missing ones with as many
+    replicas as it sees brokers at that moment. One partition each, as it makes them: the journal
+    is read in order."""
+    return [NewTopic(name, num_partitions=1, replication_factor=settings.replication_factor,
+                     config=replication(settings).topic_config()) for name in REGISTRY_TOPICS]
+
+
+def ensure_registry_topics(settings: StackSettings) -> list[str]:
+    admin = AdminClient(stack_access(settings, "admin").confluent_config())
+    return _create_missing(admin, registry_topics(settings))
+
+
+def _create_missing(admin: AdminClient, wanted: list[NewTopic],
+                    existing: dict | None = None) -> list[str]:
+    if existing is None:
+        existing = admin.list_topics(timeout=10).topics
+    missing = [topic for topic in wanted if topic.topic not in existing]
+    if not missing:
+        return []
+    for future in admin.create_topics(missing).values():
+        future.result(timeout=30)
+    return [f"created {topic.topic}" for topic in missing]
+
+
 def ensure_topics(settings: StackSettings, echo=print) -> list[str]:
     """Create missing topics; grow partitions where fewer than configured. Returns what changed."""
     admin = AdminClient(stack_access(settings, "admin").confluent_config())
     existing = admin.list_topics(timeout=10).topics
     specs = Topics(settings.topic_prefix).specs()
-    missing = [spec for spec in specs if spec.name not in existing]
-    changed: list[str] = []
-    if missing:
-        futures = admin.create_topics([
-            NewTopic(spec.name, num_partitions=settings.partitions, replication_factor=1,
-                     config=topic_config(spec)) for spec in missing])
-        for name, future in futures.items():
-            future.result(timeout=30)
-            changed.append(f"created {name}")
+    changed = _create_missing(admin, [
+        NewTopic(spec.name, num_partitions=settings.partitions,
+                 replication_factor=settings.replication_factor,
+                 config=topic_config(spec, replication(settings))) for spec in specs], existing)
     too_few = [spec.name for spec in specs if spec.name in existing
                and len(existing[spec.name].partitions) < settings.partitions]
     if too_few:

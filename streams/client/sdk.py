@@ -23,7 +23,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.connection.endpoints import Endpoints
 from streams.connection.kafka import kafka_access
-from streams.connection.produce import produce
+from streams.connection.produce import durable, produce
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.schemas import subject_for
 from streams.core.config import load
@@ -53,13 +53,15 @@ class NotificationClient:
         self.events_topic, self.prefs_topic = topics.events, topics.preferences
         self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
         self._errors: list[str] = []
-        self.producer = Producer({
+        # acks=all and idempotence (streams/connection/produce.py): `producer_config` may tune
+        # batching, not loosen those.
+        self.producer_config = durable({
             **kafka_access("producer", settings.bootstrap_servers).producer_config(),
             "partitioner": "murmur2_random",  # the partitioner Java clients and aiokafka use
-            "enable.idempotence": True,
             "linger.ms": 5,
             **(producer_config or {}),
         })
+        self.producer = Producer(self.producer_config)
 
     @classmethod
     def from_env(cls) -> NotificationClient:

@@ -178,7 +178,9 @@ class KafkaAccess:
     def producer_config(self) -> dict[str, Any]:
         """`confluent_config()` for a producer: every write acknowledged by all in-sync replicas,
         idempotent (a retried batch is not written twice)."""
-        return {**self.confluent_config(), "acks": "all", "enable.idempotence": True}
+        from streams.connection.produce import durable
+
+        return durable(self.confluent_config())
 
     def ssl_context(self) -> ssl.SSLContext:
         """Verifies the broker's certificate against the CA and its host name."""

@@ -64,7 +64,8 @@ def faust_app(settings: WorkerSettings, topology: Topology, kafka: KafkaAccess) 
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
         topic_partitions=topology.partitions,
-        topic_replication_factor=1,
+        # Changelogs as replicated as the events topic (topology.py).
+        topic_replication_factor=topology.replication_factor,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",

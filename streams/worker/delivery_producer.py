@@ -28,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from streams.connection.produce import produce
+from streams.connection.produce import durable, produce
 from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.delivery_avro import DeliveryEncoder
 from streams.contracts.schemas import subject_for
@@ -73,20 +73,21 @@ class DeliveryProducer:
         self._encoder = DeliveryEncoder(codec, {ch: subject_for(t) for ch, t in topics.items()})
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
-        config = {
-            **kafka_config,  # servers, security and credentials, acks=all (streams/connection)
+        config = durable({  # acks=all, idempotent: whatever kafka_config says
+            **kafka_config,  # servers, security and credentials (streams/connection)
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
             "partitioner": "murmur2_random",
-            "enable.idempotence": True,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 500_000,
             "logger": log,  # librdkafka's own messages (broker down...) as the worker's log records
-        }
+        })
         # Client ids name them in the broker's metrics, logs and quotas.
-        self._producer = Producer({**config, "linger.ms": linger_ms,
-                                   "client.id": f"{client_id}-deliveries"})
-        self._state_producer = Producer({**config, "linger.ms": STATE_LINGER_MS,
-                                         "client.id": f"{client_id}-changelog"})
+        self.configs = {
+            "deliveries": {**config, "linger.ms": linger_ms, "client.id": f"{client_id}-deliveries"},
+            "changelog": {**config, "linger.ms": STATE_LINGER_MS, "client.id": f"{client_id}-changelog"},
+        }
+        self._producer = Producer(self.configs["deliveries"])
+        self._state_producer = Producer(self.configs["changelog"])
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         if err is not None:

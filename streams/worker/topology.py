@@ -1,5 +1,8 @@
 """The cluster as the worker needs it, read once before anything starts: the input topics (events,
-preferences, receipts) exist and are co-partitioned, and the worker's ticks topic matches them."""
+preferences, receipts) exist and are co-partitioned, and the worker's ticks topic matches them.
+The topics the worker makes (ticks, and Faust's table changelogs) get the replication factor of
+its events topic: on a replicated cluster its state is as safe as its input, with no setting to
+keep in step."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ class Topology:
     topics: Topics
     ticks: str  # the worker group's timer topic
     partitions: int  # of events, preferences, receipts and ticks alike
+    replication_factor: int = 1  # of the events topic: the worker's own topics get the same
 
 
 def discover_topology(admin_config: dict[str, Any], topics: Topics, app_id: str) -> Topology:
@@ -44,9 +48,11 @@ def discover_topology(admin_config: dict[str, Any], topics: Topics, app_id: str)
         raise TopologyError(f"{', '.join(inputs)} must have the same partition count to be "
                             f"co-partitioned, found {counts}")
     partitions = counts[topics.events]
+    replication_factor = min(len(p.replicas) for p in found[topics.events].partitions.values())
     ticks = topics.ticks(app_id)
     if ticks not in found:
-        future = admin.create_topics([NewTopic(ticks, num_partitions=partitions, replication_factor=-1,
+        future = admin.create_topics([NewTopic(ticks, num_partitions=partitions,
+                                               replication_factor=replication_factor,
                                                config={"retention.ms": str(TICKS_RETENTION_MS)})])[ticks]
         try:
             future.result(30)
@@ -57,4 +63,4 @@ def discover_topology(admin_config: dict[str, Any], topics: Topics, app_id: str)
         raise TopologyError(f"{ticks} has {len(found[ticks].partitions)} partitions, "
                             f"{topics.events} has {partitions}: delete {ticks} (it holds no state) "
                             "and restart")
-    return Topology(topics, ticks, partitions)
+    return Topology(topics, ticks, partitions, replication_factor)

@@ -91,6 +91,15 @@ def free_port() -> int:
     raise RuntimeError("no free port left below the ephemeral range")
 
 
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive free ports (a replicated cluster's brokers and their
+    controller ports follow each other), each handed out once, like `free_port`'s."""
+    while True:
+        first = free_port()
+        if all(free_port() == first + offset for offset in range(1, count)):
+            return first
+
+
 class WorkerUnreachable(AssertionError):
     """A worker's web server did not answer: its counters are unknown, not zero."""
 

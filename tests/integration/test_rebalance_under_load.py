@@ -4,13 +4,11 @@ what at-least-once allows and the sinks absorb)."""
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 import uuid
 from collections import defaultdict
 
 from streams.client.sdk import NotificationClient
+from tests.integration.load import Load
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess
 from tests.waiting import wait_for
 
@@ -21,50 +19,6 @@ ROUTER_ENV = {
     "NOTIPIPE_THROTTLE_LIMIT": "0",
 }
 EVENTS_PER_S = 150
-
-
-class Load:
-    """Sends a steady mix of immediate events, digest-category events and repeated ids from a
-    thread, and remembers every distinct event it sent."""
-
-    def __init__(self, client: NotificationClient, users: list[str]) -> None:
-        self.client, self.users = client, users
-        self.sent: dict[str, str] = {}  # event_id -> user
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._random = random.Random(7)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def count(self) -> int:
-        return len(self.sent)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self.client.flush()
-
-    def _run(self) -> None:
-        pace = 1 / EVENTS_PER_S
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            user = self._random.choice(self.users)
-            if self.sent and self._random.random() < 0.05:  # a producer retry: same id again
-                event_id = self._random.choice(list(self.sent))
-                user = self.sent[event_id]
-            else:
-                event_id = str(uuid.uuid4())
-            category = "social.like" if self._random.random() < 0.3 else "billing"
-            self.client.send(user_id=user, category=category, title="t", body="b",
-                             event_id=event_id)
-            self.sent[event_id] = user
-            next_at += pace
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
 
 
 def _owners(workers: list[WorkerProcess]) -> list[set[int]]:
@@ -84,7 +38,7 @@ def test_a_worker_joining_and_leaving_under_load_loses_and_repeats_nothing(
     client.flush()
     wait_for(lambda: worker.counter("events.routed") >= len(preload), 120, "the preload routed")
     second = WorkerProcess(pipeline_env)
-    with Load(client, users) as load:
+    with Load(client, users, EVENTS_PER_S) as load:
         wait_for(lambda: load.count() > EVENTS_PER_S, 20, "a second of load before the join")
         joined_at = load.count()
         second.start()

@@ -69,3 +69,32 @@ def test_the_worker_faust_producer_writes_with_acks_all_and_idempotence(pipeline
     """Its DLQ records, ticks and preferences changelog: a retried batch is not written twice."""
     settings = pipeline.app.producer._settings_extra()
     assert (settings["acks"], settings["enable_idempotence"]) == ("all", True)
+
+
+def test_the_worker_deliveries_and_changelog_producers_write_with_acks_all_and_idempotence(
+        pipeline: Worker) -> None:
+    """librdkafka's two producers (deliveries; the users table's changelog), as the worker
+    composes them."""
+    for name, config in pipeline.deliveries.configs.items():
+        assert (config["acks"], config["enable.idempotence"]) == ("all", True), name
+    assert set(pipeline.deliveries.configs) == {"deliveries", "changelog"}
+
+
+def test_faust_makes_the_changelogs_as_replicated_as_the_events_topic(tmp_path: Path) -> None:
+    """Faust creates the tables' changelog topics with `topic_replication_factor`: the worker sets
+    it from the events topic (topology.py), 3 on a replicated cluster."""
+    from offline_pipeline import NO_BROKER
+
+    from streams.connection.kafka import KafkaAccess
+    from streams.contracts.topics import Topics
+    from streams.worker.app import faust_app
+    from streams.worker.settings import WorkerSettings
+    from streams.worker.topology import Topology
+
+    settings = WorkerSettings.from_env({"NOTIPIPE_DATA_DIR": str(tmp_path),
+                                        "NOTIPIPE_BOOTSTRAP_SERVERS": NO_BROKER})
+    topics = Topics("")
+    for replicas in (1, 3):
+        topology = Topology(topics, topics.ticks(settings.app_id), 4, replication_factor=replicas)
+        app = faust_app(settings, topology, KafkaAccess(NO_BROKER, security_protocol="PLAINTEXT"))
+        assert app.conf.topic_replication_factor == replicas
