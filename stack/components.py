@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -418,8 +419,33 @@ class Worker(Component):
         root = str(Path(__file__).resolve().parent.parent)
         return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
+    def health(self) -> dict | None:
+        """The worker's /health report (streams/worker/progress.py); None if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=3) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:  # 503: stalled, with the report as the body
+            try:
+                return json.load(exc)
+            except ValueError:
+                return None
+        except (OSError, ValueError):
+            return None
+
     def healthy(self) -> bool:
-        return http_ok(f"http://127.0.0.1:{self.port}/counters")
+        report = self.health()
+        return report is not None and report.get("state") != "stalled"
+
+    def state(self) -> tuple[str, str]:
+        """A process that answers may still route nothing: 'waiting' (for a dependency, on
+        purpose) and 'stalled' (wedged: restart it) are told apart from 'up'."""
+        if self.pid() is None:
+            return "down", ""
+        report = self.health()
+        if report is None:
+            return "down", "running, but /health does not answer"
+        state = {"ok": "up"}.get(report.get("state", ""), report.get("state", "?"))
+        return state, report.get("reason", "")
 
 
 def all_components(settings: StackSettings, with_worker: bool = False) -> list[Component]:
@@ -434,9 +460,16 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
 
 
 def describe(component: Component) -> dict[str, str]:
-    up = component.pid() is not None and component.healthy()
-    return {"name": component.name, "state": "up" if up else "down",
-            "address": component.address, "log": str(component.log_file)}
+    if isinstance(component, Worker):
+        state, detail = component.state()
+    else:
+        up = component.pid() is not None and component.healthy()
+        state, detail = ("up" if up else "down"), ""
+    row = {"name": component.name, "state": state, "address": component.address,
+           "log": str(component.log_file)}
+    if detail:
+        row["detail"] = detail
+    return row
 
 
 def status_json(settings: StackSettings) -> str:

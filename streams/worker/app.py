@@ -25,8 +25,10 @@ import faust
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
 from streams.core.clock import Clock
 from streams.core.settings import RouterSettings
+from streams.faust_ext.bounded_stop import bound_stop_wait
 from streams.faust_ext.changelog_table import ProducerChangelogTable
 from streams.faust_ext.commit_hook import flush_before_commits
 from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
@@ -39,7 +41,9 @@ from streams.worker.delivery_producer import DeliveryProducer
 from streams.worker.event_router import EventRouter
 from streams.worker.flusher import DueFlusher
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.replay_gate import ReplayGate, kafka_replay_probe
+from streams.worker.schema_wait import SchemaWait
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import StateCache
 from streams.worker.topology import Topology
@@ -48,6 +52,8 @@ from streams.worker.web import add_pages
 
 # Per RocksDB database; the block cache is the worker's shared one (rocksdb_memory.py).
 ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024**2, "max_write_buffer_number": 2}
+# Seconds one registry request may take: the client's default is to wait for ever.
+REGISTRY_TIMEOUT_S = 10
 
 
 def faust_app(settings: WorkerSettings, topology: Topology) -> faust.App:
@@ -87,8 +93,13 @@ class Worker:
         kafka = {"bootstrap.servers": settings.bootstrap_servers}
         self.app = app = faust_app(settings, topology)
         use_lean_consumer(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        bound_stop_wait(app, settings.stop_wait_s)
         self.metrics = metrics = PipelineMetrics()
-        self.codec = codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
+        registry = SchemaRegistryClient({"url": settings.registry_url, "timeout": REGISTRY_TIMEOUT_S})
+        self.codec = codec = pipeline_codec(registry, topics, settings.event_schema_version)
+        self.progress = progress = RouterProgress(settings.stall_after_s)
+        written = [subject_for(t) for t in (*topics.all_deliveries().values(), topics.dlq)]
+        schemas = SchemaWait(codec, written, metrics, progress)
         self.deliveries = deliveries = DeliveryProducer(
             settings.bootstrap_servers, codec, topics.all_deliveries(), client_id=settings.app_id,
             linger_ms=settings.delivery_linger_ms)
@@ -107,7 +118,7 @@ class Worker:
         dlq_topic = app.topic(topics.dlq, schema=RawSchema())
         dead_letters = DeadLetters(codec, topics.dlq, self._sender(dlq_topic), clock, metrics)
         self.router = EventRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,
-                                  gate, generation)
+                                  gate, generation, schemas, progress)
         self.flusher = DueFlusher(store, deliveries, self.router, metrics, rules, clock, gate,
                                   self.owned_partitions, generation)
         ticks_topic = app.topic(topology.ticks, schema=RawSchema())
@@ -119,7 +130,7 @@ class Worker:
         app.agent(app.topic(topics.events, schema=RawSchema()), name="router")(agents.router_agent)
         app.agent(ticks_topic, name="ticks")(agents.ticks)
         app.timer(interval=settings.tick_interval_s / topology.partitions)(agents.send_tick)
-        add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions)
+        add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions, progress)
         flush_before_commits(app.producer, metrics.timed_commit_flush(deliveries.flush_for_commit))
 
         async def on_assigned(*args: Any, **kwargs: Any) -> None:

@@ -25,7 +25,9 @@ from streams.worker.app import Worker
 from streams.worker.delivery_producer import DeliveryProduceError
 from streams.worker.event_router import EventRouter
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.replay_gate import ReplayGate
+from streams.worker.schema_wait import SchemaWait
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import StateCache
 from streams.worker.topology import Topology
@@ -153,16 +155,19 @@ class DeadLettered:
         self.written.append((message.offset, getattr(error, "dlq_reason", None) or error.reason))
 
 
-def _router() -> tuple[EventRouter, SentDeliveries, DeadLettered, AvroCodec]:
-    registry = FakeRegistry()
+def _router(registry: FakeRegistry | None = None
+            ) -> tuple[EventRouter, SentDeliveries, DeadLettered, AvroCodec]:
+    registry = registry or FakeRegistry()
     writer = AvroCodec(registry, {subject_for(TOPICS.events): load_schema("notification_event")})
     writer.schema_id(subject_for(TOPICS.events))  # registers it, as `stack up` does
     for topic in TOPICS.all_deliveries().values():
         AvroCodec(registry, {subject_for(topic): load_schema("delivery")}).schema_id(subject_for(topic))
     sent, dead = SentDeliveries(), DeadLettered()
-    router = EventRouter(_store(), pipeline_codec(registry, TOPICS), sent, dead, PipelineMetrics(),
-                         RouterSettings(), ManualClock(NOW),
-                         ReplayGate(lambda p: {}), generation=lambda: 1)
+    codec, metrics, progress = pipeline_codec(registry, TOPICS), PipelineMetrics(), RouterProgress(60)
+    schemas = SchemaWait(codec, [], metrics, progress, delays=lambda attempt: 0.001, in_thread=False)
+    router = EventRouter(_store(), codec, sent, dead, metrics, RouterSettings(), ManualClock(NOW),
+                         ReplayGate(lambda p: {}), generation=lambda: 1, schemas=schemas,
+                         progress=progress)
     return router, sent, dead, writer
 
 

@@ -63,3 +63,12 @@ def test_the_worker_consumer_holds_records_in_a_rebalance_and_reads_fresh_partit
 
     asyncio.run(scenario())
 
+
+
+def test_a_stopping_worker_waits_for_its_agents_at_most_stop_wait_s(pipeline: Worker) -> None:
+    from streams.faust_ext.bounded_stop import BoundedStopConsumer
+    from streams.worker.settings import WorkerSettings
+
+    consumer_class = type(pipeline.app.consumer)
+    assert issubclass(consumer_class, BoundedStopConsumer)
+    assert consumer_class.stop_wait_s == WorkerSettings().stop_wait_s
