@@ -13,7 +13,9 @@ from stack.settings import PROJECT_ROOT, StackSettings
 from streams.contracts.topics import Topics
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
-COMPATIBILITY = "BACKWARD_TRANSITIVE"
+# Both ways, with every released version: new readers read old data (workers rolled first) and
+# old readers read new data (producers switched first), so a contract rolls out in either order.
+COMPATIBILITY = "FULL_TRANSITIVE"
 
 
 class SchemaRegistrationError(RuntimeError):
@@ -46,6 +48,7 @@ def register_schemas(settings: StackSettings) -> dict[str, int]:
             raise SchemaRegistrationError(
                 f"the registry refused schemas/{spec.schema_file} for {subject}: {exc}. "
                 f"If this is an incompatible change, evolve it under {COMPATIBILITY} "
-                "(add fields with defaults; never remove or retype a field)") from exc
+                "(add optional fields with defaults; never remove a field without a default, or "
+                "retype one)") from exc
         client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
     return ids
