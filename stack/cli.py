@@ -20,7 +20,7 @@ from stack.topics_setup import ensure_topics
 
 
 def _line(row: dict[str, str]) -> str:
-    return f"{row['name']:<14} {row['state']:<7} {row['address']:<16} log: {row['log']}"
+    return f"{row['name']:<16} {row['state']:<7} {row['address']:<16} log: {row['log']}"
 
 
 def cmd_up(settings: StackSettings, only: list[str] | None = None, with_worker: bool = False) -> int:

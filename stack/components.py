@@ -404,6 +404,28 @@ class ProviderStub(Component):
 
 
 @dataclass
+class ConnectWatchdog(Component):
+    """`notipipe connectors watch`: restarts sink tasks that failed on a lost connection
+    (stack/connect_watchdog.py). No port: up is its process running."""
+
+    name: str = "connect-watchdog"
+
+    @property
+    def address(self) -> str:
+        return self.settings.connect_url
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "stack.connectors_cli", "watch"]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def healthy(self) -> bool:
+        return self.pid() is not None
+
+
+@dataclass
 class Worker(Component):
     """One router worker, for the quickstart; tests and benchmarks start their own."""
 
@@ -452,7 +474,8 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
     """In start order: each one's dependencies come before it. The worker is listed when asked
     for or when it runs, so `status` and `down` see it."""
     components: list[Component] = [Postgres(settings), Kafka(settings), Registry(settings),
-                                   ProviderStub(settings), Connect(settings)]
+                                   ProviderStub(settings), Connect(settings),
+                                   ConnectWatchdog(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)
