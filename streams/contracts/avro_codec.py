@@ -7,6 +7,12 @@ of the same full name when one is configured (schema resolution: old data, curre
 Timestamps (``timestamp-millis`` and friends) are read and written as plain epoch ints: the
 router works in milliseconds, and building a datetime per field per event costs time for nothing.
 
+A registry that was just unreachable is not trusted to say "not found": one that restarts answers
+before it has loaded every schema (Apicurio with kafkasql storage replays its journal). For
+``SUSPECT_S`` after a failed request, and whenever it does not know a subject this client writes,
+"not found" is a ``SchemaUnavailable`` (wait and ask again) rather than a permanent
+``unknown_schema``.
+
 The registry is duck-typed. ``confluent_kafka.schema_registry.SchemaRegistryClient`` works as is
 (``get_schema(id)`` returning a ``Schema``, ``register_schema``/``lookup_schema`` taking one);
 a simple object with ``get_schema(id) -> str`` and ``register(subject, schema_str) -> id`` (and
@@ -19,7 +25,8 @@ import contextlib
 import io
 import json
 import struct
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import fastavro
@@ -29,6 +36,7 @@ from fastavro.schema import to_parsing_canonical_form
 from streams.contracts.schemas import full_name
 
 MAGIC = 0
+SUSPECT_S = 60.0  # after the registry failed a request, "not found" may mean "not loaded yet"
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 
@@ -82,12 +90,15 @@ class AvroCodec:
         schemas: Mapping[str, SchemaLike] | None = None,
         *,
         auto_register: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``schemas``: subject -> schema used by ``encode``. Each is also the reader schema for
         records whose writer schema has the same full name. ``auto_register`` False: look ids up
         instead of registering (the registry must already hold the schema)."""
         self._registry = registry
         self._auto_register = auto_register
+        self._clock = clock
+        self._suspect_until = 0.0  # until then a "not found" may be a registry still loading
         self._subjects: dict[str, tuple[str, Any]] = {}  # subject -> (text, parsed writer)
         self._readers: dict[str, tuple[Any, str]] = {}  # full name -> (parsed, canonical form)
         self._ids: dict[str, int] = {}  # subject -> registered id
@@ -121,8 +132,15 @@ class AvroCodec:
                 else:
                     schema_id = _lookup(self._registry, subject, text)
             except Exception as exc:
-                if _is_not_found(exc) or not _is_transient(exc):
+                if _is_not_found(exc):
+                    # The deployment registers what clients write (`notipipe stack init`): a
+                    # registry without it is still loading, or the deployment is incomplete.
+                    self._suspect()
+                    raise SchemaUnavailable(f"the registry does not know {subject}: still loading "
+                                            "after a restart, or never registered", exc) from exc
+                if not _is_transient(exc):
                     raise
+                self._suspect()
                 raise SchemaUnavailable(f"the id of {subject}", exc) from exc
             self._ids[subject] = schema_id
         return schema_id
@@ -210,6 +228,9 @@ class AvroCodec:
             self._schemas_for(schema_id)
 
     # -- internals -------------------------------------------------------------------------
+    def _suspect(self) -> None:
+        self._suspect_until = self._clock() + SUSPECT_S
+
     def _subject(self, subject: str) -> tuple[str, Any]:
         try:
             return self._subjects[subject]
@@ -225,12 +246,17 @@ class AvroCodec:
         try:
             text = _fetch(self._registry, schema_id)
         except LookupError as exc:
+            if self._clock() < self._suspect_until:
+                raise SchemaUnavailable(
+                    f"schema id {schema_id}: 'not found' from a registry that was away less than "
+                    f"{SUSPECT_S:.0f}s ago, and may still be loading", exc) from exc
             raise DecodeError(
                 "unknown_schema", f"schema id {schema_id} is not in the registry", schema_id
             ) from exc
         except Exception as exc:
             if not _is_transient(exc):
                 raise
+            self._suspect()
             raise SchemaUnavailable(f"schema id {schema_id}", exc) from exc
         writer_json = _strip_logical(json.loads(text))
         writer = fastavro.parse_schema(writer_json)

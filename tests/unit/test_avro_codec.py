@@ -249,3 +249,57 @@ def test_lookup_instead_of_register():
 def test_unknown_subject_is_a_clear_error():
     with pytest.raises(KeyError, match="no schema for subject"):
         codec_for_all(FakeRegistry()).encode("nope-value", {})
+
+
+class RestartingRegistry(FakeRegistry):
+    """Unreachable, then answering before it has loaded everything: "not found" for what it has."""
+
+    def __init__(self):
+        super().__init__()
+        self.state = "up"
+
+    def get_schema(self, schema_id):
+        if self.state == "down":
+            raise ConnectionError("registry unreachable")
+        if self.state == "loading":
+            raise KeyError(schema_id)
+        return super().get_schema(schema_id)
+
+    def lookup(self, subject, text):
+        if self.state == "down":
+            raise ConnectionError("registry unreachable")
+        if self.state == "loading":
+            raise KeyError(subject)
+        return self.ids[(subject, text)]
+
+
+def test_not_found_from_a_registry_that_was_just_away_is_transient_for_a_while():
+    registry, now = RestartingRegistry(), [1000.0]
+    writer = codec_for_all(registry)
+    data = writer.encode(subject_for("notification_event"), event().to_avro())
+    reader = AvroCodec(registry, {subject_for(n): schema_text(n) for n in SCHEMA_NAMES},
+                       clock=lambda: now[0])
+    registry.state = "down"
+    with pytest.raises(SchemaUnavailable):
+        reader.decode(data)
+    registry.state = "loading"  # back, but its journal not replayed yet
+    now[0] += 30
+    with pytest.raises(SchemaUnavailable, match="may still be loading"):
+        reader.decode(data)
+    now[0] += 31  # a minute after it was last away: its "not found" is believed
+    with pytest.raises(DecodeError) as info:
+        reader.decode(data)
+    assert info.value.reason == "unknown_schema"
+    registry.state = "up"
+    assert reader.decode(data)[1]["event_id"] == "e1"
+
+
+def test_a_registry_that_does_not_know_a_written_subject_is_not_trusted_yet():
+    registry, now = RestartingRegistry(), [1000.0]
+    codec = AvroCodec(registry, {"d-value": schema_text("delivery")}, auto_register=False,
+                      clock=lambda: now[0])
+    registry.state = "loading"
+    with pytest.raises(SchemaUnavailable, match="does not know d-value"):
+        codec.schema_id("d-value")
+    with pytest.raises(SchemaUnavailable):  # ...nor, meanwhile, its "not found" of an id
+        codec.decode(b"\x00\x00\x00\x00\x07\x00")
