@@ -140,6 +140,11 @@ def restart_connector(settings: StackSettings, name: str, only_failed: bool = Tr
     return _request("POST", f"{settings.connect_url}/connectors/{name}/restart?{query}")
 
 
+def connector_tasks(settings: StackSettings, name: str) -> list[dict[str, Any]]:
+    """The connector's tasks with the config each runs with (`[{"id": ..., "config": ...}]`)."""
+    return _request("GET", f"{settings.connect_url}/connectors/{name}/tasks") or []
+
+
 def connector_status(settings: StackSettings) -> list[dict[str, Any]]:
     """Each connector with its state, its tasks' states and the trace of any failure."""
     expanded = _request("GET", f"{settings.connect_url}/connectors?expand=status") or {}

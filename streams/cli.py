@@ -22,6 +22,7 @@ COMMANDS = {
     "demo": "streams.client.demo",
     "settings": "streams.settings_cli",
     "bench": "bench.cli",
+    "chaos": "chaos.cli",
 }
 
 

@@ -11,6 +11,7 @@ from streams.core.config import ConfigError, markdown, variables
 
 def sections() -> list[tuple[str, str, type]]:
     """(title, who reads them, settings class), in the order the docs list them."""
+    from chaos.settings import ChaosSettings
     from stack.settings import StackSettings
     from streams.client.sdk import ClientSettings
     from streams.core.settings import RouterSettings
@@ -21,6 +22,7 @@ def sections() -> list[tuple[str, str, type]]:
         ("Routing rules", "`notipipe worker` (and the benchmark's peers)", RouterSettings),
         ("Producers", "the SDK and the `send`, `prefs`, `tail`, `demo` commands", ClientSettings),
         ("Local stack", "`notipipe stack` and the tests", StackSettings),
+        ("Chaos runs", "`notipipe chaos`", ChaosSettings),
     ]
 
 

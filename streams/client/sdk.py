@@ -70,7 +70,8 @@ class NotificationClient:
         self.settings = settings
         topics = settings.topics
         self.events_topic, self.prefs_topic = topics.events, topics.preferences
-        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics,
+                                    settings.event_schema_version)
         self._errors: list[str] = []
         config = {
             "bootstrap.servers": settings.bootstrap_servers,

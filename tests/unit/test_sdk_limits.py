@@ -4,6 +4,8 @@ librdkafka's MSG_SIZE_TOO_LARGE). No broker: the limits are the client's own or 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from offline_pipeline import RegisteredRegistry
 
@@ -57,3 +59,13 @@ def test_the_topics_limit_applies_when_it_is_the_lower_one(client, sent) -> None
         client.send(user_id="u1", category="news", title="t", body="\U0001F600" * 6_000)
     client.send(user_id="u1", category="news", title="t", body="small")  # unchecked: far below
     assert sent == [("t.notifications.events", b"u1")]
+
+
+def test_a_producer_pinned_to_an_event_version_writes_that_version(monkeypatch) -> None:
+    monkeypatch.setattr(streams.client.sdk, "SchemaRegistryClient", lambda conf: RegisteredRegistry())
+    pinned = NotificationClient(ClientSettings(NO_BROKER, "http://registry", "t.", 1))
+    fields = json.loads(pinned.codec.schema_text("t.notifications.events-value"))["fields"]
+    assert "summary" not in {f["name"] for f in fields}
+    current = NotificationClient(ClientSettings(NO_BROKER, "http://registry", "t."))
+    fields = json.loads(current.codec.schema_text("t.notifications.events-value"))["fields"]
+    assert "summary" in {f["name"] for f in fields}

@@ -212,3 +212,28 @@ def test_a_flushing_users_events_are_parked_and_routed_in_order_when_it_ends() -
     asyncio.run(router.route_batch([_consumed(writer, 2, "u1")]))
     assert [list(d.event_ids) for d in sent.sent] == [["e1"], ["e0"], ["e2"]]
     assert acked == [0] and router.metrics.counters[("events", "parked")] == 1
+
+
+def test_a_worker_pinned_to_an_event_version_reads_that_version(tmp_path: Path) -> None:
+    """NOTIPIPE_EVENT_SCHEMA_VERSION=1: the worker reads events as v1 did (no summary), as the
+    code released with v1 would during a rollout."""
+    settings = WorkerSettings.from_env({"NOTIPIPE_BOOTSTRAP_SERVERS": NO_BROKER,
+                                        "NOTIPIPE_TOPIC_PREFIX": "t.", "NOTIPIPE_DATA_DIR": str(tmp_path),
+                                        "NOTIPIPE_EVENT_SCHEMA_VERSION": "1"})
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        built = Worker(settings, RouterSettings(), ManualClock(NOW),
+                       Topology(TOPICS, TOPICS.ticks(settings.app_id), partitions=4))
+        fields = orjson.loads(built.codec.schema_text(subject_for(TOPICS.events)))["fields"]
+        assert "summary" not in {f["name"] for f in fields}
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_an_unreleased_event_version_is_refused_by_name() -> None:
+    from streams.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="NOTIPIPE_EVENT_SCHEMA_VERSION.*v9 was never released"):
+        WorkerSettings.from_env({"NOTIPIPE_EVENT_SCHEMA_VERSION": "9"})
