@@ -98,6 +98,7 @@ class Verifier:
         self.pipeline = pipeline
         self.observer = Observer(pipeline)
         self._clients: dict[int, NotificationClient] = {}
+        self._runs: dict[str, int] = {}  # scenario -> runs so far
         self.writer = 1  # the event version producers write; v2 once a scenario rolled it out
 
     def client(self, version: int) -> NotificationClient:
@@ -109,7 +110,11 @@ class Verifier:
         return self._clients[version]
 
     def ledger(self, name: str, spec: LedgerSpec) -> Ledger:
-        return Ledger(f"{name}-{self.pipeline.run}", spec, self.pipeline.rules)
+        """A ledger of users and event ids no earlier run of this pipeline had (a scenario run
+        twice gets new ones: the same ids would be duplicates to the router)."""
+        self._runs[name] = self._runs.get(name, 0) + 1
+        suffix = "" if self._runs[name] == 1 else f"-{self._runs[name]}"
+        return Ledger(f"{name}-{self.pipeline.run}{suffix}", spec, self.pipeline.rules)
 
     def publish_preferences(self, ledger: Ledger, timeout_s: float = 120) -> None:
         client = self.client(self.writer)
@@ -143,9 +148,11 @@ class Verifier:
             load.stop()
             self.writer = load.writer  # the next scenario's producers write what this one's did
         if ledger.quiet_until_ms is not None:
-            context.note(f"quiet hours of {sum(1 for p in ledger.preferences if p.quiet_hours)} "
-                         f"users end {ledger.quiet_until_ms / 1000 - time.time():.0f}s after the "
-                         "load: their held deliveries go out then")
+            quiet_users = sum(1 for p in ledger.preferences if p.quiet_hours)
+            left_s = ledger.quiet_until_ms / 1000 - time.time()
+            context.note(f"quiet hours of {quiet_users} users " + (
+                f"end {left_s:.0f}s after the load: their held deliveries go out then"
+                if left_s > 0 else "ended during the load: their held deliveries went out then"))
         try:
             drained, drain_s, observed = self.drain(ledger, mark, load.stopped_at,
                                                     scenario.drain_bound_s(timing))
@@ -165,8 +172,8 @@ class Verifier:
         still on count from their end). (drained, seconds from ``since``, what was read last)."""
         expected = ledger.expected()
         start = since
-        if ledger.quiet_until_ms is not None:
-            start = max(start, since + ledger.quiet_until_ms / 1000 - time.time())
+        if ledger.quiet_until_ms is not None:  # a wall-clock instant, as a monotonic one
+            start = max(start, time.monotonic() + ledger.quiet_until_ms / 1000 - time.time())
         deadline = start + bound_s
         observed = Observed()
         while True:
