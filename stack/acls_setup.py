@@ -88,6 +88,9 @@ def pipeline_grants(prefix: str, app_id: str) -> list[Grant]:
         # Services publishing notifications and preferences.
         Grant("producer", Op.WRITE, TOPIC, events),
         Grant("producer", Op.WRITE, TOPIC, preferences),
+        # The SDK reads the topics' max.message.bytes to refuse an oversized record up front.
+        Grant("producer", Op.DESCRIBE_CONFIGS, TOPIC, events),
+        Grant("producer", Op.DESCRIBE_CONFIGS, TOPIC, preferences),
         # The router: its inputs, its outputs, and everything named after its app id (its consumer
         # group, the offsets probe's group, changelogs, ticks, Faust's assignor topic).
         Grant("worker", Op.READ, TOPIC, events),

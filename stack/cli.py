@@ -26,7 +26,7 @@ from streams.connection.kafka import KafkaAccessError, KafkaConfigError
 
 
 def _line(row: dict[str, str]) -> str:
-    return f"{row['name']:<17} {row['state']:<5} {row['address']:<16} log: {row['log']}"
+    return f"{row['name']:<17} {row['state']:<7} {row['address']:<16} log: {row['log']}"
 
 
 def cmd_up(settings: StackSettings, only: list[str] | None = None, with_worker: bool = False) -> int:
@@ -135,6 +135,8 @@ def cmd_status(settings: StackSettings, as_json: bool) -> int:
     else:
         for row in rows:
             print(_line(row))
+            if row.get("detail"):
+                print(f"  {row['detail']}")
         if connect_up:
             print_status(connectors)
     return 0 if all(r["state"] == "up" for r in rows) else 1

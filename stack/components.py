@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -788,6 +789,28 @@ class ProviderStub(Component):
 
 
 @dataclass
+class ConnectWatchdog(Component):
+    """`notipipe connectors watch`: restarts sink tasks that failed on a lost connection
+    (stack/connect_watchdog.py). No port: up is its process running."""
+
+    name: str = "connect-watchdog"
+
+    @property
+    def address(self) -> str:
+        return self.settings.connect_url
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "stack.connectors_cli", "watch"]
+
+    def env(self) -> dict[str, str]:
+        root = str(Path(__file__).resolve().parent.parent)
+        return {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def healthy(self) -> bool:
+        return self.pid() is not None
+
+
+@dataclass
 class Worker(Component):
     """One router worker, for the quickstart; tests and benchmarks start their own."""
 
@@ -806,8 +829,33 @@ class Worker(Component):
                 "NOTIPIPE_REGISTRY_URL": self.settings.registry_url, **os.environ,
                 "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
+    def health(self) -> dict | None:
+        """The worker's /health report (streams/worker/progress.py); None if it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=3) as answer:
+                return json.load(answer)
+        except urllib.error.HTTPError as exc:  # 503: stalled, with the report as the body
+            try:
+                return json.load(exc)
+            except ValueError:
+                return None
+        except (OSError, ValueError):
+            return None
+
     def healthy(self) -> bool:
-        return http_ok(f"http://127.0.0.1:{self.port}/counters")
+        report = self.health()
+        return report is not None and report.get("state") != "stalled"
+
+    def state(self) -> tuple[str, str]:
+        """A process that answers may still route nothing: 'waiting' (for a dependency, on
+        purpose) and 'stalled' (wedged: restart it) are told apart from 'up'."""
+        if self.pid() is None:
+            return "down", ""
+        report = self.health()
+        if report is None:
+            return "down", "running, but /health does not answer"
+        state = {"ok": "up"}.get(report.get("state", ""), report.get("state", "?"))
+        return state, report.get("reason", "")
 
     def start(self) -> bool:
         from monitoring.targets import list_worker
@@ -831,7 +879,7 @@ def all_components(settings: StackSettings, with_worker: bool = False) -> list[C
 
     components: list[Component] = [Postgres(settings), *kafka_components(settings), Registry(settings),
                                    InboxService(settings), ProviderStub(settings), Connect(settings),
-                                   *monitoring_components(settings)]
+                                   ConnectWatchdog(settings), *monitoring_components(settings)]
     worker = Worker(settings)
     if with_worker or worker.pid_file.exists():
         components.append(worker)
@@ -846,9 +894,16 @@ def kafka_components(settings: StackSettings) -> list[Kafka]:
 
 
 def describe(component: Component) -> dict[str, str]:
-    up = component.pid() is not None and component.healthy()
-    return {"name": component.name, "state": "up" if up else "down",
-            "address": component.address, "log": str(component.log_file)}
+    if isinstance(component, Worker):
+        state, detail = component.state()
+    else:
+        up = component.pid() is not None and component.healthy()
+        state, detail = ("up" if up else "down"), ""
+    row = {"name": component.name, "state": state, "address": component.address,
+           "log": str(component.log_file)}
+    if detail:
+        row["detail"] = detail
+    return row
 
 
 def status_json(settings: StackSettings) -> str:

@@ -221,6 +221,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     restart = actions.add_parser("restart", help="restart connectors' failed tasks (after fixing the cause)")
     restart.add_argument("names", nargs="+", metavar="NAME")
     restart.add_argument("--all-tasks", action="store_true", help="restart every task, not only failed ones")
+    watch = actions.add_parser(
+        "watch", help="restart tasks that failed on a lost connection (the database away), with "
+                      "backoff; other failures are left for status to show. Runs until stopped")
+    watch.add_argument("--interval", type=float, default=5.0, help="seconds between checks "
+                       "(default: %(default)s)")
     replay = actions.add_parser(
         "replay-dlq", help="send a sink DLQ's records back to their original topic and partition")
     replay.add_argument("sink", help="http, jdbc, or a DLQ topic name")
@@ -239,6 +244,11 @@ def run(args: argparse.Namespace) -> int:
             return cmd_apply(settings)
         if args.action == "restart":
             return cmd_restart(settings, args.names, args.all_tasks)
+        if args.action == "watch":
+            from stack.connect_watchdog import watch
+
+            watch(settings, args.interval, echo=lambda line: print(line, flush=True))
+            return 0
         return cmd_replay(settings, args.sink, args.connector, args.limit, args.dry_run)
     except (ConfigError, ConnectorError, KafkaConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

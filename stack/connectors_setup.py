@@ -167,6 +167,11 @@ def restart_connector(settings: StackSettings, name: str, only_failed: bool = Tr
     return connect_request(settings, "POST", f"/connectors/{name}/restart?{query}")
 
 
+def connector_tasks(settings: StackSettings, name: str) -> list[dict[str, Any]]:
+    """The connector's tasks with the config each runs with (`[{"id": ..., "config": ...}]`)."""
+    return connect_request(settings, "GET", f"/connectors/{name}/tasks") or []
+
+
 def connector_status(settings: StackSettings) -> list[dict[str, Any]]:
     """Each connector with its state, its tasks' states and the trace of any failure."""
     expanded = connect_request(settings, "GET", "/connectors?expand=status") or {}

@@ -13,7 +13,8 @@ HTTP API (all bodies JSON):
   POST   /send/{channel}   record a request; 200 {"accepted": true, ...} unless a fault applies
                            (or 401 without the channel's token, when tokens are required)
   GET    /requests         recorded requests, oldest first; filters: channel, delivery_id, outcome
-                           (accepted|error|rejected|unauthorized), duplicate (true|false), limit (newest N)
+                           (accepted|error|rejected|unauthorized), duplicate (true|false), since (seq:
+                           only later ones), limit (newest N)
   DELETE /requests         forget all requests (and the delivery ids seen)
   POST   /faults           add a fault: {"channel": "email"|"*", "mode": "error"|"slow"|"reject",
                            "status": 503, "delay_ms": 2000, "duration_s": 20, "match": "substr",
@@ -380,6 +381,12 @@ async def handle_requests(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     q = request.query
     rows: Iterable[dict[str, Any]] = state.requests
+    if "since" in q:
+        try:
+            since = int(q["since"])
+        except ValueError:
+            return _json({"error": "since must be an integer (a request's seq)"}, status=400)
+        rows = [r for r in rows if r["seq"] > since]
     if "channel" in q:
         rows = [r for r in rows if r["channel"] == q["channel"]]
     if "delivery_id" in q:

@@ -23,6 +23,7 @@ COMMANDS = {
     "settings": "streams.settings_cli",
     "inbox": "inbox.cli",
     "bench": "bench.cli",
+    "chaos": "chaos.cli",
     "dashboard": "monitoring.dashboard",
     "lag": "monitoring.lag_cli",
 }

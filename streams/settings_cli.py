@@ -13,6 +13,7 @@ from streams.core.config import ConfigError, markdown, variables
 
 def sections() -> list[tuple[str, str, Any]]:
     """(title, who reads them, settings class), in the order the docs list them."""
+    from chaos.settings import ChaosSettings
     from inbox.settings import InboxSettings
     from monitoring.settings import MonitoringSettings
     from stack.settings import StackSettings
@@ -31,6 +32,7 @@ def sections() -> list[tuple[str, str, Any]]:
          CREDENTIALS),
         ("Monitoring", "the stack's Prometheus, Alertmanager, lag exporter and dashboard, and "
          "`notipipe lag`", MonitoringSettings),
+        ("Chaos runs", "`notipipe chaos`", ChaosSettings),
     ]
 
 

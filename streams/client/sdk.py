@@ -6,8 +6,11 @@
     client.flush()
 
 Records are validated before they leave, so a bad event fails here, at the caller, rather than in
-the DLQ. Keys are the user id, partitioned with murmur2 like Java clients and the Faust workers:
-events and preferences of a user must land on the same partition number.
+the DLQ: a field over its documented maximum (``validation.MAX_CHARS``), and an encoded record
+larger than the topic or the producer accepts (``RecordTooLarge``, naming the limit and by how much
+it is exceeded) instead of librdkafka's ``MSG_SIZE_TOO_LARGE``. Keys are the user id, partitioned
+with murmur2 like Java clients and the Faust workers: events and preferences of a user must land
+on the same partition number.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.connection.endpoints import Endpoints
@@ -33,6 +37,22 @@ from streams.core.routing.validation import validate, validate_preferences
 
 class DeliveryFailed(RuntimeError):
     """The broker did not take a record; nothing may be assumed sent."""
+
+
+class RecordTooLarge(ValueError):
+    """An encoded record is larger than its topic (``max.message.bytes``) or the producer
+    (``message.max.bytes``) accepts; nothing was sent."""
+
+
+# librdkafka's default message.max.bytes: the largest request the producer itself will build.
+PRODUCER_MAX_BYTES = 1_000_000
+# A record batch holding one record without headers: the batch header (61 bytes) and the record's
+# own length, timestamp, offset and size fields, rounded up. The broker's limit is on the batch.
+RECORD_OVERHEAD_BYTES = 100
+# Records up to this size are sent unchecked: every topic takes them (Kafka's default limit is
+# about 1 MB; a topic set below 16 KiB is a misconfiguration). Larger ones are checked against the
+# real limits, the topic's asked once per topic.
+UNCHECKED_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +71,22 @@ class NotificationClient:
         self.settings = settings
         topics = settings.topics
         self.events_topic, self.prefs_topic = topics.events, topics.preferences
-        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
+        self.codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics,
+                                    settings.event_schema_version)
         self._errors: list[str] = []
+        access = kafka_access("producer", settings.bootstrap_servers)
         # acks=all and idempotence (streams/connection/produce.py): `producer_config` may tune
         # batching, not loosen those.
         self.producer_config = durable({
-            **kafka_access("producer", settings.bootstrap_servers).producer_config(),
+            **access.producer_config(),
             "partitioner": "murmur2_random",  # the partitioner Java clients and aiokafka use
             "linger.ms": 5,
             **(producer_config or {}),
         })
         self.producer = Producer(self.producer_config)
+        self._producer_max = int(self.producer_config.get("message.max.bytes", PRODUCER_MAX_BYTES))
+        self._admin_config = access.confluent_config()
+        self._limits: dict[str, tuple[int, str]] = {}  # topic -> (bytes, which limit)
 
     @classmethod
     def from_env(cls) -> NotificationClient:
@@ -74,6 +99,8 @@ class NotificationClient:
     def send_event(self, event: Event) -> str:
         validate(event)
         value = self.codec.encode(subject_for(self.events_topic), event.to_avro())
+        self._check_size(self.events_topic, event.user_id, value, f"event {event.event_id}",
+                         _largest_fields(event))
         self._produce(self.events_topic, event.user_id, value)
         return event.event_id
 
@@ -103,7 +130,41 @@ class NotificationClient:
 
     def send_raw(self, topic: str, key: str, value: bytes | None) -> None:
         """Bytes as they are (tests and tools: e.g. a malformed event)."""
+        self._check_size(topic, key, value, "record", "")
         self._produce(topic, key, value)
+
+    def record_limit(self, topic: str) -> tuple[int, str]:
+        """The largest record batch ``topic`` takes from this client, in bytes, and which limit
+        that is: the topic's ``max.message.bytes`` (asked once) or the producer's own."""
+        if topic not in self._limits:
+            limit, which = self._producer_max, "the producer's message.max.bytes"
+            topic_max = self._topic_max_bytes(topic)
+            if topic_max is not None and topic_max < limit:
+                limit, which = topic_max, f"the max.message.bytes of topic {topic}"
+            self._limits[topic] = (limit, which)
+        return self._limits[topic]
+
+    def _topic_max_bytes(self, topic: str) -> int | None:
+        """The topic's max.message.bytes; None when the cluster does not say (e.g. no right to
+        describe configs), and the producer's limit applies."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        try:
+            admin = AdminClient(self._admin_config)
+            configs = admin.describe_configs([resource])[resource].result(10)
+            return int(configs["max.message.bytes"].value)
+        except (KafkaException, KeyError, ValueError):
+            return None
+
+    def _check_size(self, topic: str, key: str, value: bytes | None, what: str, detail: str) -> None:
+        size = len(key.encode()) + len(value or b"") + RECORD_OVERHEAD_BYTES
+        if size <= min(self._producer_max, UNCHECKED_BYTES):
+            return
+        limit, which = self.record_limit(topic)
+        if size > limit:
+            raise RecordTooLarge(
+                f"{what} is {size:,} bytes as a Kafka record ({len(value or b''):,} bytes of Avro, "
+                f"the key and about {RECORD_OVERHEAD_BYTES} bytes of record overhead): "
+                f"{size - limit:,} bytes over {which}, {limit:,} bytes. Nothing was sent{detail}")
 
     def _produce(self, topic: str, key: str, value: bytes | None) -> None:
         produce(self.producer, topic, key.encode(), value, self._on_delivery)
@@ -117,6 +178,15 @@ class NotificationClient:
         if self._errors:
             errors, self._errors = self._errors, []
             raise DeliveryFailed(f"{len(errors)} records failed: {errors[:3]}")
+
+
+def _largest_fields(event: Event) -> str:
+    sizes = {name: len(getattr(event, name) or "") for name in ("title", "body", "summary")}
+    sizes["data"] = sum(len(k) + len(v) for k, v in event.data.items())
+    largest = sorted(((n, c) for n, c in sizes.items() if c), key=lambda nc: -nc[1])[:2]
+    if not largest:
+        return ""
+    return "; its largest fields: " + ", ".join(f"{n} {c:,} characters" for n, c in largest)
 
 
 class DeliveryReader:

@@ -7,6 +7,12 @@ of the same full name when one is configured (schema resolution: old data, curre
 Timestamps (``timestamp-millis`` and friends) are read and written as plain epoch ints: the
 router works in milliseconds, and building a datetime per field per event costs time for nothing.
 
+A registry that was just unreachable is not trusted to say "not found": one that restarts answers
+before it has loaded every schema (Apicurio with kafkasql storage replays its journal). For
+``SUSPECT_S`` after a failed request, and whenever it does not know a subject this client writes,
+"not found" is a ``SchemaUnavailable`` (wait and ask again) rather than a permanent
+``unknown_schema``.
+
 The registry is duck-typed. ``confluent_kafka.schema_registry.SchemaRegistryClient`` works as is
 (``get_schema(id)`` returning a ``Schema``, ``register_schema``/``lookup_schema`` taking one);
 a simple object with ``get_schema(id) -> str`` and ``register(subject, schema_str) -> id`` (and
@@ -15,10 +21,12 @@ optionally ``lookup(subject, schema_str) -> id``) works too.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import fastavro
@@ -28,6 +36,7 @@ from fastavro.schema import to_parsing_canonical_form
 from streams.contracts.schemas import full_name
 
 MAGIC = 0
+SUSPECT_S = 60.0  # after the registry failed a request, "not found" may mean "not loaded yet"
 _HEADER = struct.Struct(">BI")
 HEADER_SIZE = _HEADER.size
 
@@ -49,14 +58,25 @@ SchemaLike = str | dict[str, Any]
 
 
 class DecodeError(ValueError):
-    """Bytes that cannot become a record. ``reason`` is the DLQ reason: 'undecodable' (not the
-    wire format, or a corrupt body) or 'unknown_schema' (id unknown to the registry, or a writer
-    schema that cannot be read as the reader schema)."""
+    """Bytes that cannot become a record, now or ever: a permanent failure, the record's own.
+    ``reason`` is the DLQ reason: 'undecodable' (not the wire format, or a corrupt body) or
+    'unknown_schema' (the registry answered that it does not know the id, or a writer schema that
+    cannot be read as the reader schema)."""
 
     def __init__(self, reason: str, message: str, schema_id: int | None = None) -> None:
         self.reason = reason
         self.schema_id = schema_id
         super().__init__(message)
+
+
+class SchemaUnavailable(RuntimeError):
+    """The registry could not be asked: unreachable, too slow, or it answered with an error other
+    than "not found". A transient failure, not the record's: wait and ask again, never dead-letter
+    the record for it (``streams/worker/schema_wait.py``)."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"schema registry unavailable ({what}): {type(cause).__name__}: {cause}")
 
 
 class EncodeError(ValueError):
@@ -70,12 +90,15 @@ class AvroCodec:
         schemas: Mapping[str, SchemaLike] | None = None,
         *,
         auto_register: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``schemas``: subject -> schema used by ``encode``. Each is also the reader schema for
         records whose writer schema has the same full name. ``auto_register`` False: look ids up
         instead of registering (the registry must already hold the schema)."""
         self._registry = registry
         self._auto_register = auto_register
+        self._clock = clock
+        self._suspect_until = 0.0  # until then a "not found" may be a registry still loading
         self._subjects: dict[str, tuple[str, Any]] = {}  # subject -> (text, parsed writer)
         self._readers: dict[str, tuple[Any, str]] = {}  # full name -> (parsed, canonical form)
         self._ids: dict[str, int] = {}  # subject -> registered id
@@ -98,14 +121,27 @@ class AvroCodec:
 
     # -- encode ----------------------------------------------------------------------------
     def schema_id(self, subject: str) -> int:
-        """Registry id of the subject's schema (registered or looked up once, then cached)."""
+        """Registry id of the subject's schema (registered or looked up once, then cached).
+        SchemaUnavailable when the registry cannot be asked."""
         schema_id = self._ids.get(subject)
         if schema_id is None:
             text, _ = self._subject(subject)
-            if self._auto_register:
-                schema_id = _register(self._registry, subject, text)
-            else:
-                schema_id = _lookup(self._registry, subject, text)
+            try:
+                if self._auto_register:
+                    schema_id = _register(self._registry, subject, text)
+                else:
+                    schema_id = _lookup(self._registry, subject, text)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    # The deployment registers what clients write (`notipipe stack init`): a
+                    # registry without it is still loading, or the deployment is incomplete.
+                    self._suspect()
+                    raise SchemaUnavailable(f"the registry does not know {subject}: still loading "
+                                            "after a restart, or never registered", exc) from exc
+                if not _is_transient(exc):
+                    raise
+                self._suspect()
+                raise SchemaUnavailable(f"the id of {subject}", exc) from exc
             self._ids[subject] = schema_id
         return schema_id
 
@@ -122,7 +158,8 @@ class AvroCodec:
 
     # -- decode ----------------------------------------------------------------------------
     def decode(self, data: bytes | None) -> tuple[int, dict[str, Any]]:
-        """(writer schema id, record in the reader's shape); DecodeError for bad input."""
+        """(writer schema id, record in the reader's shape); DecodeError for bad input,
+        SchemaUnavailable when its writer schema is not cached and the registry cannot be asked."""
         if data is None:
             raise DecodeError("undecodable", "value is null (a tombstone), not an Avro record")
         if len(data) < HEADER_SIZE:
@@ -173,7 +210,27 @@ class AvroCodec:
                 out.append(exc)
         return out
 
+    def uncached_ids(self, payloads: Iterable[bytes | None]) -> set[int]:
+        """Writer schema ids in these payloads' headers that decoding would fetch first."""
+        known = self._by_id
+        missing: set[int] = set()
+        for data in payloads:
+            if data is not None and len(data) >= HEADER_SIZE and data[0] == MAGIC:
+                schema_id = _HEADER.unpack_from(data)[1]
+                if schema_id not in known:
+                    missing.add(schema_id)
+        return missing
+
+    def fetch_writer(self, schema_id: int) -> None:
+        """Fetch and cache one writer schema. An id the registry does not know is left to
+        ``decode`` (a DecodeError per record); SchemaUnavailable when the registry cannot be asked."""
+        with contextlib.suppress(DecodeError):
+            self._schemas_for(schema_id)
+
     # -- internals -------------------------------------------------------------------------
+    def _suspect(self) -> None:
+        self._suspect_until = self._clock() + SUSPECT_S
+
     def _subject(self, subject: str) -> tuple[str, Any]:
         try:
             return self._subjects[subject]
@@ -189,9 +246,18 @@ class AvroCodec:
         try:
             text = _fetch(self._registry, schema_id)
         except LookupError as exc:
+            if self._clock() < self._suspect_until:
+                raise SchemaUnavailable(
+                    f"schema id {schema_id}: 'not found' from a registry that was away less than "
+                    f"{SUSPECT_S:.0f}s ago, and may still be loading", exc) from exc
             raise DecodeError(
                 "unknown_schema", f"schema id {schema_id} is not in the registry", schema_id
             ) from exc
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            self._suspect()
+            raise SchemaUnavailable(f"schema id {schema_id}", exc) from exc
         writer_json = _strip_logical(json.loads(text))
         writer = fastavro.parse_schema(writer_json)
         reader = None
@@ -228,6 +294,18 @@ def _strip_logical(schema: Any) -> Any:
 # -- registry adapters (confluent-kafka client or a simple duck-typed object) --------------
 def _is_not_found(exc: Exception) -> bool:
     return isinstance(exc, LookupError) or getattr(exc, "http_status_code", None) == 404
+
+
+def _is_transient(exc: Exception) -> bool:
+    """Not the data's fault: the network (refused, reset, timed out: OSError and httpx's
+    transport errors), or the registry answering with an error status (5xx while it starts or its
+    storage is away; 401/403 until its credentials are fixed). A program error is not."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if getattr(exc, "http_status_code", None) is not None:
+        return True
+    return any(cls.__module__.startswith(("httpx", "httpcore", "requests", "urllib3"))
+               for cls in type(exc).__mro__)
 
 
 def _fetch(registry: Any, schema_id: int) -> str:

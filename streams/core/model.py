@@ -116,6 +116,7 @@ class Event:
     digest_key: str | None = None
     expires_at: int | None = None
     source: str | None = None
+    summary: str | None = None  # contract v2: SMS and push carry it instead of the body
 
     @classmethod
     def from_avro(cls, d: Mapping[str, Any]) -> Event:
@@ -134,6 +135,7 @@ class Event:
             digest_key=d.get("digest_key"),
             expires_at=_opt_ms(d.get("expires_at")),
             source=d.get("source"),
+            summary=d.get("summary"),
         )
 
     def to_avro(self) -> AvroDict:
@@ -151,6 +153,7 @@ class Event:
             "occurred_at": self.occurred_at,
             "expires_at": self.expires_at,
             "source": self.source,
+            "summary": self.summary,
         }
 
 

@@ -36,6 +36,7 @@ class Agents:
                 self.store.reset_prefs(message.key)
                 self.metrics.inc("preferences", "reset")
                 continue
+            await self.router.schemas.ready([message.value])  # waits while the registry is away
             try:
                 _, record = self.codec.decode(message.value)
                 validate_preferences(decode_preferences(record), message.key)
@@ -53,6 +54,7 @@ class Agents:
         manual = stream.noack()
         self.router.ack = manual.ack  # parked events are acked by the flush that releases them
         waiting = manual.channel.queue
+        self.router.progress.watch(waiting)  # /health shows what waits to be routed
         batch: list[Any] = []
         async for event in manual.events():
             batch.append(event)

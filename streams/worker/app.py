@@ -28,8 +28,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.connection.kafka import KafkaAccess
 from streams.contracts.pipeline_codec import pipeline_codec
+from streams.contracts.schemas import subject_for
 from streams.core.clock import Clock
 from streams.core.settings import RouterSettings
+from streams.faust_ext.bounded_stop import bound_stop_wait
 from streams.faust_ext.changelog_table import ProducerChangelogTable
 from streams.faust_ext.commit_hook import flush_before_commits
 from streams.faust_ext.partition_seek import seek_uncommitted_to_beginning
@@ -42,8 +44,10 @@ from streams.worker.delivery_producer import DeliveryProducer
 from streams.worker.event_router import EventRouter
 from streams.worker.flusher import DueFlusher
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.receipt_router import ReceiptRouter
 from streams.worker.replay_gate import ReplayGate, ReplayGates, kafka_replay_probe
+from streams.worker.schema_wait import SchemaWait
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import StateCache
 from streams.worker.topology import Topology
@@ -52,6 +56,8 @@ from streams.worker.web import add_pages
 
 # Per RocksDB database; the block cache is the worker's shared one (rocksdb_memory.py).
 ROCKSDB_OPTIONS = {"write_buffer_size": 16 * 1024**2, "max_write_buffer_number": 2}
+# Seconds one registry request may take: the client's default is to wait for ever.
+REGISTRY_TIMEOUT_S = 10
 
 
 def faust_app(settings: WorkerSettings, topology: Topology, kafka: KafkaAccess) -> faust.App:
@@ -91,8 +97,13 @@ class Worker:
         self._events_topic = topics.events
         self.app = app = faust_app(settings, topology, kafka)
         use_worker_transport(app, settings.fetch_min_bytes, settings.fetch_max_wait_ms)
+        bound_stop_wait(app, settings.stop_wait_s)
         self.metrics = metrics = PipelineMetrics()
-        self.codec = codec = pipeline_codec(SchemaRegistryClient({"url": settings.registry_url}), topics)
+        registry = SchemaRegistryClient({"url": settings.registry_url, "timeout": REGISTRY_TIMEOUT_S})
+        self.codec = codec = pipeline_codec(registry, topics, settings.event_schema_version)
+        self.progress = progress = RouterProgress(settings.stall_after_s)
+        written = [subject_for(t) for t in (*topics.all_deliveries().values(), topics.dlq)]
+        schemas = SchemaWait(codec, written, metrics, progress)
         self.deliveries = deliveries = DeliveryProducer(
             kafka.producer_config(), codec, topics.all_deliveries(), client_id=settings.app_id,
             linger_ms=settings.delivery_linger_ms)
@@ -114,7 +125,7 @@ class Worker:
         dlq_topic = app.topic(topics.dlq, schema=RawSchema())
         dead_letters = DeadLetters(codec, topics.dlq, self._sender(dlq_topic), clock, metrics)
         self.router = EventRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,
-                                  events_gate, generation)
+                                  events_gate, generation, schemas, progress)
         self.receipts = ReceiptRouter(store, codec, deliveries, dead_letters, metrics, rules, clock,
                                       receipts_gate, self.router, generation)
         self.flusher = DueFlusher(store, deliveries, self.router, metrics, rules, clock, gate,
@@ -129,7 +140,7 @@ class Worker:
         app.agent(app.topic(topics.receipts, schema=RawSchema()), name="receipts")(agents.receipts)
         app.agent(ticks_topic, name="ticks")(agents.ticks)
         app.timer(interval=settings.tick_interval_s / topology.partitions)(agents.send_tick)
-        add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions)
+        add_pages(app, metrics, store, self.rocksdb_memory, clock, self.owned_partitions, progress)
         flush_before_commits(app.producer, metrics.timed_commit_flush(deliveries.flush_for_commit))
 
         async def on_assigned(*args: Any, **kwargs: Any) -> None:

@@ -23,7 +23,9 @@ from streams.worker.dead_letters import DeadLetters
 from streams.worker.delivery_producer import DeliveryProducer
 from streams.worker.flush_parking import FlushParking
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.replay_gate import ReplayGate
+from streams.worker.schema_wait import SchemaWait
 from streams.worker.user_store import UserStore
 
 
@@ -34,10 +36,14 @@ def event_user(event: Any) -> bytes:
 class EventRouter:
     def __init__(self, store: UserStore, codec: AvroCodec, deliveries: DeliveryProducer,
                  dead_letters: DeadLetters, metrics: PipelineMetrics, rules: RouterSettings,
-                 clock: Clock, gate: ReplayGate, generation: Callable[[], int]) -> None:
+                 clock: Clock, gate: ReplayGate, generation: Callable[[], int],
+                 schemas: SchemaWait, progress: RouterProgress) -> None:
         self.store, self.codec, self.deliveries = store, codec, deliveries
         self.dead_letters, self.metrics, self.rules, self.clock = dead_letters, metrics, rules, clock
         self.gate, self._generation = gate, generation
+        # Schemas first, outside the lock: while the registry is away the batch waits here, and
+        # the tick flushes go on (schema_wait.py). Progress is what /health reports.
+        self.schemas, self.progress = schemas, progress
         # The router and the flusher both read, change and write users' state, and each may
         # await in between (a DLQ write, the digests' broker acks): one at a time, or the later
         # write would undo the other's.
@@ -49,6 +55,19 @@ class EventRouter:
     async def route_batch(self, events: list[Any]) -> list[Any]:
         """Route the events that need not wait for a flush and return them, to be acked; the
         others are parked until it ends (flush_parking.py)."""
+        await self.schemas.ready(event.message.value for event in events)
+        self.progress.batch_started()
+        try:
+            ready = await self._route_batch(events)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.progress.batch_failed(exc)
+            raise
+        self.progress.batch_done(len(ready))
+        return ready
+
+    async def _route_batch(self, events: list[Any]) -> list[Any]:
         async with self.lock:
             await self.route_parked()  # normally done by the flush; left here if it failed
             ready = self.parking.admit(events)

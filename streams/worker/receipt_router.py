@@ -39,6 +39,8 @@ class ReceiptRouter:
     async def route_batch(self, events: list[Any]) -> list[Any]:
         """Join the receipts and return them, to be acked."""
         router = self.router
+        # The registry away: the batch waits for its schemas as the router's do (schema_wait.py).
+        await router.schemas.ready(event.message.value for event in events)
         users = {event.message.key for event in events}
         while True:
             async with router.lock:  # flushes begin under it: the check below cannot go stale

@@ -26,6 +26,11 @@ class WorkerSettings(Endpoints):
                                  "are looked for", number(0.05, 60, "seconds"))
     session_timeout_s: float = env("SESSION_TIMEOUT_S", 10.0, "A dead worker's partitions are "
                                    "reassigned after this long", number(6, 300, "seconds"))
+    stop_wait_s: float = env("STOP_WAIT_S", 10.0, "A stopping worker waits at most this long for "
+                             "events its agents took; the partitions' next owner routes the rest",
+                             number(0, 600, "seconds"))
+    stall_after_s: float = env("STALL_AFTER_S", 60.0, "`/health` says `stalled` once one batch has "
+                               "been routed for this long", number(1, 3600, "seconds"))
     batch_max: int = env("BATCH_MAX", 500, "Most events routed together (what is already "
                          "waiting, up to this)", whole(1, 4000))
     state_cache_users: int = env("STATE_CACHE_USERS", 20_000, "Decoded user states kept between "

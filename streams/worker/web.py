@@ -1,4 +1,5 @@
-"""The worker's web pages: ``/metrics`` for Prometheus, ``/counters`` as JSON for people and tests."""
+"""The worker's web pages: ``/metrics`` for Prometheus, ``/counters`` as JSON for people and tests,
+``/health`` for whatever decides whether the worker is alive (200 unless it is stalled: 503)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 from streams.core.clock import Clock
 from streams.faust_ext.rocksdb_memory import RocksDBMemory
 from streams.worker.metrics import PipelineMetrics, prometheus_gauges
+from streams.worker.progress import RouterProgress
 from streams.worker.user_store import UserStore
 
 
 def add_pages(app: Any, metrics: PipelineMetrics, store: UserStore, rocksdb: RocksDBMemory,
-              clock: Clock, owned: Callable[[], list[int]]) -> None:
+              clock: Clock, owned: Callable[[], list[int]], progress: RouterProgress) -> None:
     def memory_gauges() -> dict[str, float]:
         usage = rocksdb.usage()
         return {**store.gauges(), "rocksdb_cache_bytes": usage["cache"],
@@ -31,3 +33,8 @@ def add_pages(app: Any, metrics: PipelineMetrics, store: UserStore, rocksdb: Roc
         return view.json({**metrics.as_dict(), "due_index_size": len(store.due),
                           "state_cache": cache, "rocksdb_memory": rocksdb.usage(),
                           "clock_ms": clock.now_ms(), "partitions": owned()})
+
+    @app.page("/health")
+    async def health(view: Any, request: Any) -> Any:
+        report = {**progress.report(), "partitions": owned()}
+        return view.json(report, status=503 if report["state"] == "stalled" else 200)

@@ -7,7 +7,7 @@ import pytest
 from avro_samples import sample
 from unit_helpers import T0, event, prefs
 
-from streams.contracts.avro_codec import AvroCodec, DecodeError, EncodeError
+from streams.contracts.avro_codec import AvroCodec, DecodeError, EncodeError, SchemaUnavailable
 from streams.contracts.schemas import SCHEMA_NAMES, load_schema, schema_text, subject_for
 from streams.core.model import Event, Preferences
 
@@ -167,9 +167,62 @@ def test_confluent_404_is_unknown_schema():
 
 
 def test_registry_outage_is_not_the_records_fault():
-    # Must propagate (retry/crash), not DLQ every event while the registry is down.
-    with pytest.raises(ConnectionError):
+    # A transient failure the caller waits out (streams/worker/schema_wait.py), never a DLQ reason.
+    with pytest.raises(SchemaUnavailable, match="schema id 7.*registry unreachable") as info:
         codec_for_all(RegistryDown()).decode(b"\x00\x00\x00\x00\x07\x00")
+    assert not isinstance(info.value, DecodeError)
+
+
+class RegistryAnswering(FakeRegistry):
+    """A registry that answers every request with an HTTP error status."""
+
+    def __init__(self, status):
+        super().__init__()
+        self.status = status
+
+    def get_schema(self, schema_id):
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        raise SchemaRegistryError(self.status, self.status * 100, "answered")
+
+    def lookup(self, subject, text):
+        self.get_schema(0)
+
+
+@pytest.mark.parametrize("status", [500, 503, 401])
+def test_an_error_status_other_than_not_found_is_transient(status):
+    with pytest.raises(SchemaUnavailable):
+        codec_for_all(RegistryAnswering(status)).decode(b"\x00\x00\x00\x00\x07\x00")
+
+
+def test_a_written_subjects_id_while_the_registry_is_away_is_transient():
+    codec = AvroCodec(RegistryAnswering(503), {"d-value": schema_text("delivery")}, auto_register=False)
+    with pytest.raises(SchemaUnavailable, match="the id of d-value"):
+        codec.schema_id("d-value")
+
+
+def test_a_program_error_in_the_registry_client_is_not_taken_for_an_outage():
+    class Broken(FakeRegistry):
+        def get_schema(self, schema_id):
+            raise AttributeError("a bug")
+
+    with pytest.raises(AttributeError):
+        codec_for_all(Broken()).decode(b"\x00\x00\x00\x00\x07\x00")
+
+
+def test_uncached_ids_are_those_decoding_would_fetch():
+    registry = FakeRegistry()
+    codec = codec_for_all(registry)
+    good = codec.encode(subject_for("notification_event"), event().to_avro())
+    schema_id = struct.unpack(">I", good[1:5])[0]
+    other = b"\x00" + struct.pack(">I", 4242) + b"\x00"
+    assert codec.uncached_ids([good, other, b"{}", None, b"\x00"]) == {schema_id, 4242}
+    codec.fetch_writer(schema_id)
+    codec.fetch_writer(4242)  # not in the registry: left to decode, which dead-letters it
+    assert codec.uncached_ids([good, other]) == {4242}
+    assert registry.get_calls == 2
+    with pytest.raises(DecodeError, match="4242 is not in the registry"):
+        codec.decode(other)
 
 
 def test_decode_many_keeps_going_past_bad_payloads():
@@ -196,3 +249,57 @@ def test_lookup_instead_of_register():
 def test_unknown_subject_is_a_clear_error():
     with pytest.raises(KeyError, match="no schema for subject"):
         codec_for_all(FakeRegistry()).encode("nope-value", {})
+
+
+class RestartingRegistry(FakeRegistry):
+    """Unreachable, then answering before it has loaded everything: "not found" for what it has."""
+
+    def __init__(self):
+        super().__init__()
+        self.state = "up"
+
+    def get_schema(self, schema_id):
+        if self.state == "down":
+            raise ConnectionError("registry unreachable")
+        if self.state == "loading":
+            raise KeyError(schema_id)
+        return super().get_schema(schema_id)
+
+    def lookup(self, subject, text):
+        if self.state == "down":
+            raise ConnectionError("registry unreachable")
+        if self.state == "loading":
+            raise KeyError(subject)
+        return self.ids[(subject, text)]
+
+
+def test_not_found_from_a_registry_that_was_just_away_is_transient_for_a_while():
+    registry, now = RestartingRegistry(), [1000.0]
+    writer = codec_for_all(registry)
+    data = writer.encode(subject_for("notification_event"), event().to_avro())
+    reader = AvroCodec(registry, {subject_for(n): schema_text(n) for n in SCHEMA_NAMES},
+                       clock=lambda: now[0])
+    registry.state = "down"
+    with pytest.raises(SchemaUnavailable):
+        reader.decode(data)
+    registry.state = "loading"  # back, but its journal not replayed yet
+    now[0] += 30
+    with pytest.raises(SchemaUnavailable, match="may still be loading"):
+        reader.decode(data)
+    now[0] += 31  # a minute after it was last away: its "not found" is believed
+    with pytest.raises(DecodeError) as info:
+        reader.decode(data)
+    assert info.value.reason == "unknown_schema"
+    registry.state = "up"
+    assert reader.decode(data)[1]["event_id"] == "e1"
+
+
+def test_a_registry_that_does_not_know_a_written_subject_is_not_trusted_yet():
+    registry, now = RestartingRegistry(), [1000.0]
+    codec = AvroCodec(registry, {"d-value": schema_text("delivery")}, auto_register=False,
+                      clock=lambda: now[0])
+    registry.state = "loading"
+    with pytest.raises(SchemaUnavailable, match="does not know d-value"):
+        codec.schema_id("d-value")
+    with pytest.raises(SchemaUnavailable):  # ...nor, meanwhile, its "not found" of an id
+        codec.decode(b"\x00\x00\x00\x00\x07\x00")

@@ -32,14 +32,14 @@ def connectors() -> dict[str, dict[str, str]]:
 
 
 def table_columns(table: str) -> set[str]:
-    """Column names of a CREATE TABLE in the migrations and of the ALTER TABLE ... ADD COLUMNs
-    after it (good enough for this project's DDL)."""
+    """Column names of a CREATE TABLE in the migrations and the columns later ones add (good
+    enough for this project's DDL)."""
     sql = "\n".join(m.sql for m in find_migrations())
     body = re.search(rf"CREATE TABLE {table} \((.*?)\n\);", sql, re.S)
     assert body, f"no CREATE TABLE {table} in connectors/sql"
     columns = {m.group(1) for m in re.finditer(r"^\s+([a-z_]+)\s+[a-z]", body.group(1), re.M)}
     for alter in re.finditer(rf"ALTER TABLE {table}\b(.*?);", sql, re.S):
-        columns |= set(re.findall(r"ADD COLUMN ([a-z_]+)", alter.group(1)))
+        columns |= set(re.findall(r"ADD COLUMN (?:IF NOT EXISTS )?([a-z_]+)", alter.group(1)))
     return columns
 
 
@@ -169,6 +169,26 @@ def test_migration_names_are_checked(tmp_path: Path) -> None:
         find_migrations(tmp_path)
 
 
+def test_a_no_transaction_migration_is_split_into_its_statements(tmp_path: Path) -> None:
+    (tmp_path / "V001__a.sql").write_text("create table t (a int);\n")
+    (tmp_path / "V002__b.sql").write_text(
+        "-- migration: no-transaction\n-- why\nALTER TABLE t ADD COLUMN IF NOT EXISTS b text;\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_b\n    ON t (b);\n")
+    first, second = find_migrations(tmp_path)
+    assert first.transactional and not second.transactional
+    assert second.statements() == ["ALTER TABLE t ADD COLUMN IF NOT EXISTS b text;",
+                                   "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_b\n    ON t (b);"]
+    (tmp_path / "V003__c.sql").write_text("-- migration: no-transaction\nselect 1")
+    with pytest.raises(MigrationError, match="does not end with ';'"):
+        find_migrations(tmp_path)[2].statements()
+
+
+def test_the_projects_no_transaction_migrations_split_cleanly() -> None:
+    for migration in find_migrations():
+        if not migration.transactional:
+            assert migration.statements(), migration.path.name
+
+
 def test_the_http_sink_is_rebuilt_when_its_sources_change(tmp_path: Path, monkeypatch) -> None:
     project = tmp_path / "connectors" / "http-sink"
     (project / "src" / "main").mkdir(parents=True)
@@ -184,3 +204,20 @@ def test_the_http_sink_is_rebuilt_when_its_sources_change(tmp_path: Path, monkey
     (project / "target" / "x.jar").write_text("built")
     changed = artifacts.source_hash(build)
     assert artifacts.source_hash(build) == changed, "build output does not count"
+
+
+def test_every_sink_rides_out_a_registry_outage_on_the_schemas_it_has() -> None:
+    """A converter whose cached schema expires while the registry is away must keep it, not
+    dead-letter good records (seen: `notipipe chaos registry-down`)."""
+    for config in connectors().values():
+        assert config["value.converter.apicurio.registry.fault-tolerant-refresh"] == "true"
+        assert int(config["value.converter.apicurio.registry.retry-count"]) >= 30
+
+
+def test_jdbc_sinks_retry_a_lost_connection_and_test_pooled_ones() -> None:
+    for name in ("jdbc-inbox", "jdbc-delivery-log"):
+        config = connectors()[name]
+        assert config["connection.restart.on.errors"] == "true"  # else nothing is retried
+        assert config["hibernate.c3p0.testConnectionOnCheckout"] == "true"
+        retried_s = int(config["flush.max.retries"]) * int(config["flush.retry.delay.ms"]) / 1000
+        assert retried_s >= 60

@@ -113,7 +113,13 @@ async def test_query_filters_and_limit() -> None:
         assert len(await recorded(client, outcome="accepted")) == 7
         assert await recorded(client, outcome="error") == []
 
+        # since: only requests after that seq (a reader that has the earlier ones)
+        assert [r["seq"] for r in await recorded(client, since="5")] == [6, 7]
+        assert [r["delivery_id"] for r in await recorded(client, since="5", channel="sms")] == ["s-1"]
+
         resp = await client.get("/requests", params={"limit": "many"})
+        assert resp.status == 400
+        resp = await client.get("/requests", params={"since": "then"})
         assert resp.status == 400
         resp = await client.get("/requests", params={"duplicate": "maybe"})
         assert resp.status == 400

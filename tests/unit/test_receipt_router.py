@@ -26,8 +26,10 @@ from streams.core.routing.state import UserState
 from streams.core.settings import RouterSettings
 from streams.worker.event_router import EventRouter
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.receipt_router import ReceiptRouter
 from streams.worker.replay_gate import ReplayGate, ReplayGates
+from streams.worker.schema_wait import SchemaWait
 
 TIMEOUT_MS = 30_000
 RULES = RouterSettings(fallbacks={"billing": FallbackChain((Channel.PUSH, Channel.SMS), TIMEOUT_MS)})
@@ -53,8 +55,11 @@ class Pipeline:
         self.store.store_prefs(b"u1", PREFS)
         self.sent, self.dead = SentDeliveries(), DeadLettered()
         metrics, clock = PipelineMetrics(), ManualClock(NOW)
+        progress = RouterProgress(60)
+        schemas = SchemaWait(codec, [], metrics, progress, delays=lambda attempt: 0.001, in_thread=False)
         self.router = EventRouter(self.store, codec, self.sent, self.dead, metrics, RULES, clock,
-                                  ReplayGate(lambda p: {}), generation=lambda: 1)
+                                  ReplayGate(lambda p: {}), generation=lambda: 1, schemas=schemas,
+                                  progress=progress)
         self.receipts_gate = ReplayGate(lambda partitions: {p: 3 for p in partitions})
         self.receipts = ReceiptRouter(self.store, codec, self.sent, self.dead, metrics, RULES, clock,
                                       self.receipts_gate, self.router, generation=lambda: 1)

@@ -1,5 +1,6 @@
-"""The Avro contracts: documented, self-contained, consistent, and BACKWARD compatible with every
-released version in schemas/history/."""
+"""The Avro contracts: documented, self-contained, consistent, and compatible both ways with every
+released version in schemas/history/ (FULL_TRANSITIVE: a new version rolls out producers first or
+workers first)."""
 
 import io
 import json
@@ -108,6 +109,33 @@ def test_backward_compatible_by_avro_rules(name, version, old):
     writer = avro.schema.parse(json.dumps(old))
     result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
     assert result.compatibility is SchemaCompatibilityType.compatible, result.messages
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "old"), HISTORY, ids=[f"{n}-v{v}" for n, v, _ in HISTORY]
+)
+def test_every_version_reads_data_written_with_the_current_one(name, version, old):
+    """Producers may switch to a new version while workers still read an old one."""
+    reader = avro.schema.parse(json.dumps(old))
+    writer = avro.schema.parse(schema_text(name))
+    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+    assert result.compatibility is SchemaCompatibilityType.compatible, result.messages
+    for nulls in (False, True):
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, fastavro.parse_schema(load_schema(name)),
+                                   sample(load_schema(name), nulls=nulls))
+        buf.seek(0)
+        record = fastavro.schemaless_reader(buf, fastavro.parse_schema(load_schema(name)),
+                                            fastavro.parse_schema(old))
+        assert set(record) == {f["name"] for f in old["fields"]}
+
+
+def test_event_v2_adds_only_the_optional_summary():
+    versions = dict(history("notification_event"))
+    added = {f["name"] for f in versions[2]["fields"]} - {f["name"] for f in versions[1]["fields"]}
+    assert added == {"summary"}
+    summary = next(f for f in versions[2]["fields"] if f["name"] == "summary")
+    assert summary["type"] == ["null", "string"] and summary["default"] is None
 
 
 def test_an_incompatible_change_would_be_caught():

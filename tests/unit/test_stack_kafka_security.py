@@ -62,8 +62,12 @@ def _of(role: str, found: list[Grant]) -> set[tuple[str, str, str, str]]:
 
 def test_each_principal_gets_only_what_its_job_needs() -> None:
     mine = pipeline_grants("p.", "p.router")
-    assert _of("producer", mine) == {("WRITE", "TOPIC", "p.notifications.events", "LITERAL"),
-                                     ("WRITE", "TOPIC", "p.notifications.preferences", "LITERAL")}
+    assert _of("producer", mine) == {
+        ("WRITE", "TOPIC", "p.notifications.events", "LITERAL"),
+        ("WRITE", "TOPIC", "p.notifications.preferences", "LITERAL"),
+        # Only to read their max.message.bytes (the SDK refuses an oversized record up front).
+        ("DESCRIBE_CONFIGS", "TOPIC", "p.notifications.events", "LITERAL"),
+        ("DESCRIBE_CONFIGS", "TOPIC", "p.notifications.preferences", "LITERAL")}
     assert _of("worker", mine) == {
         ("READ", "TOPIC", "p.notifications.events", "LITERAL"),
         ("READ", "TOPIC", "p.notifications.preferences", "LITERAL"),

@@ -71,11 +71,43 @@ def test_channels_are_throttled_independently():
     assert [k for r in results for k in kinds(r)].count(("in_app", "SINGLE", "immediate")) == 3
 
 
-def test_ended_windows_are_pruned_from_state():
+def test_an_ended_window_is_kept_for_one_more_window_then_pruned():
     p = limited(Channel.EMAIL, 5)
     state, _ = burst(p, 2)
     go(event("later", category="social.like"), p, state, WINDOW_END + MINUTE)
+    window = state.throttle[Channel.EMAIL]
+    assert (window.window_start_ms, window.sent_event_ids) == (WINDOW_END, [])
+    assert (window.previous_start_ms, window.previous_sent_ids) == (WINDOW_START, ["e0", "e1"])
+    go(event("much later", category="social.like"), p, state, WINDOW_END + HOUR + MINUTE)
     assert Channel.EMAIL not in state.throttle
+
+
+def test_a_replay_across_the_window_boundary_is_not_delivered_twice():
+    """Folded just before the window ended, flushed as a digest at its end, then read again
+    after a restart (its offset not committed yet): its hold is gone and its window has ended.
+    It must be skipped, not sent again as a SINGLE with another delivery_id."""
+    p = limited(Channel.EMAIL, 1)
+    state = UserState()
+    late = WINDOW_END - 1000
+    go(event("e0"), p, state, late - 1, (0, 0))
+    go(event("e1"), p, state, late, (0, 1))  # folded into the throttle hold
+    [digest] = flush_due(state, p, WINDOW_END).deliveries
+    assert digest.event_ids == ("e1",)
+    go(event("e2"), p, state, WINDOW_END + 500, (0, 2))  # the next window begins
+    replay_e0 = go(event("e0"), p, state, WINDOW_END + 900, (0, 0))
+    replay_e1 = go(event("e1"), p, state, WINDOW_END + 901, (0, 1))
+    assert [d.delivery_id for d in replay_e0.deliveries] == [
+        d.delivery_id for d in go(event("e0"), p, UserState(), late - 1, (0, 0)).deliveries]
+    assert replay_e1.deliveries == []
+
+
+def test_a_state_written_before_the_previous_window_was_kept_still_reads():
+    state = UserState.from_dict({"v": 2, "user_id": "u1",
+                                 "throttle": {"email": [WINDOW_START, ["e0"]]}})
+    window = state.throttle[Channel.EMAIL]
+    assert (window.window_start_ms, window.sent_event_ids, window.previous_start_ms) == (
+        WINDOW_START, ["e0"], None)
+    assert UserState.from_dict(state.to_dict()) == state
 
 
 def test_admit_counts_once_and_tells_replays_apart():

@@ -86,3 +86,25 @@ def test_good_preferences_pass():
     validate_preferences(
         Preferences("u1", quiet_hours=QuietHours(1320, 420), timezone="Asia/Kolkata"), key="u1"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("title", 200), ("body", 10_000), ("summary", 160), ("category", 128), ("template", 128),
+     ("digest_key", 256), ("source", 128)],
+)
+def test_a_text_field_over_its_documented_maximum_is_refused_with_the_excess(field, limit):
+    validate(event(**{field: "x" * limit}))  # at the maximum: fine
+    with pytest.raises(InvalidEvent) as info:
+        validate(event(**{field: "x" * (limit + 7)}))
+    assert info.value.reason == f"{field}_too_long"
+    assert info.value.dlq_reason == "invalid"
+    assert f"{limit + 7:,} characters, 7 over its maximum of {limit:,}" in str(info.value)
+
+
+def test_data_over_its_maximum_is_refused():
+    validate(event(data={f"k{i}": "v" for i in range(50)}))
+    with pytest.raises(InvalidEvent, match="data has 51 entries, 1 over its maximum of 50"):
+        validate(event(data={f"k{i}": "v" for i in range(51)}))
+    with pytest.raises(InvalidEvent, match="data_too_large: data has 10,002 characters"):
+        validate(event(data={"k": "v" * 10_001}))

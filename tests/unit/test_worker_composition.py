@@ -26,7 +26,9 @@ from streams.worker.app import Worker
 from streams.worker.delivery_producer import DeliveryProduceError
 from streams.worker.event_router import EventRouter
 from streams.worker.metrics import PipelineMetrics
+from streams.worker.progress import RouterProgress
 from streams.worker.replay_gate import ReplayGate
+from streams.worker.schema_wait import SchemaWait
 from streams.worker.settings import WorkerSettings
 from streams.worker.state_cache import StateCache
 from streams.worker.topology import Topology
@@ -155,16 +157,19 @@ class DeadLettered:
         self.written.append((message.offset, getattr(error, "dlq_reason", None) or error.reason))
 
 
-def _router() -> tuple[EventRouter, SentDeliveries, DeadLettered, AvroCodec]:
-    registry = FakeRegistry()
+def _router(registry: FakeRegistry | None = None
+            ) -> tuple[EventRouter, SentDeliveries, DeadLettered, AvroCodec]:
+    registry = registry or FakeRegistry()
     writer = AvroCodec(registry, {subject_for(TOPICS.events): load_schema("notification_event")})
     writer.schema_id(subject_for(TOPICS.events))  # registers it, as `stack up` does
     for topic in TOPICS.all_deliveries().values():
         AvroCodec(registry, {subject_for(topic): load_schema("delivery")}).schema_id(subject_for(topic))
     sent, dead = SentDeliveries(), DeadLettered()
-    router = EventRouter(_store(), pipeline_codec(registry, TOPICS), sent, dead, PipelineMetrics(),
-                         RouterSettings(), ManualClock(NOW),
-                         ReplayGate(lambda p: {}), generation=lambda: 1)
+    codec, metrics, progress = pipeline_codec(registry, TOPICS), PipelineMetrics(), RouterProgress(60)
+    schemas = SchemaWait(codec, [], metrics, progress, delays=lambda attempt: 0.001, in_thread=False)
+    router = EventRouter(_store(), codec, sent, dead, metrics, RouterSettings(), ManualClock(NOW),
+                         ReplayGate(lambda p: {}), generation=lambda: 1, schemas=schemas,
+                         progress=progress)
     return router, sent, dead, writer
 
 
@@ -209,3 +214,29 @@ def test_a_flushing_users_events_are_parked_and_routed_in_order_when_it_ends() -
     asyncio.run(router.route_batch([_consumed(writer, 2, "u1")]))
     assert [list(d.event_ids) for d in sent.sent] == [["e1"], ["e0"], ["e2"]]
     assert acked == [0] and router.metrics.counters[("events", "parked")] == 1
+
+
+def test_a_worker_pinned_to_an_event_version_reads_that_version(tmp_path: Path) -> None:
+    """NOTIPIPE_EVENT_SCHEMA_VERSION=1: the worker reads events as v1 did (no summary), as the
+    code released with v1 would during a rollout."""
+    settings = WorkerSettings.from_env({"NOTIPIPE_BOOTSTRAP_SERVERS": NO_BROKER,
+                                        "NOTIPIPE_TOPIC_PREFIX": "t.", "NOTIPIPE_DATA_DIR": str(tmp_path),
+                                        "NOTIPIPE_EVENT_SCHEMA_VERSION": "1"})
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        built = Worker(settings, RouterSettings(), ManualClock(NOW),
+                       Topology(TOPICS, TOPICS.ticks(settings.app_id), partitions=4),
+                       KafkaAccess(NO_BROKER, security_protocol="PLAINTEXT"))
+        fields = orjson.loads(built.codec.schema_text(subject_for(TOPICS.events)))["fields"]
+        assert "summary" not in {f["name"] for f in fields}
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_an_unreleased_event_version_is_refused_by_name() -> None:
+    from streams.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="NOTIPIPE_EVENT_SCHEMA_VERSION.*v9 was never released"):
+        WorkerSettings.from_env({"NOTIPIPE_EVENT_SCHEMA_VERSION": "9"})

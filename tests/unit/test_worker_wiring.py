@@ -98,3 +98,12 @@ def test_faust_makes_the_changelogs_as_replicated_as_the_events_topic(tmp_path: 
         topology = Topology(topics, topics.ticks(settings.app_id), 4, replication_factor=replicas)
         app = faust_app(settings, topology, KafkaAccess(NO_BROKER, security_protocol="PLAINTEXT"))
         assert app.conf.topic_replication_factor == replicas
+
+
+def test_a_stopping_worker_waits_for_its_agents_at_most_stop_wait_s(pipeline: Worker) -> None:
+    from streams.faust_ext.bounded_stop import BoundedStopConsumer
+    from streams.worker.settings import WorkerSettings
+
+    consumer_class = type(pipeline.app.consumer)
+    assert issubclass(consumer_class, BoundedStopConsumer)
+    assert consumer_class.stop_wait_s == WorkerSettings().stop_wait_s

@@ -11,6 +11,8 @@ from streams.core.templates import render
 
 REASON_IMMEDIATE = "immediate"
 REASON_CRITICAL = "critical"
+# Channels with little room: they carry an event's summary instead of its body when it has one.
+SHORT_TEXT_CHANNELS = frozenset({Channel.SMS, Channel.PUSH})
 
 
 def delivery_id(
@@ -40,6 +42,14 @@ def render_event(event: Event) -> tuple[str, str]:
     return title, body
 
 
+def text_for(event: Event, channel: Channel, text: tuple[str, str]) -> tuple[str, str]:
+    """The rendered (title, body) as ``channel`` carries it: the summary as the body on SMS and
+    push when the event has one (NotificationEvent v2)."""
+    if event.summary is not None and channel in SHORT_TEXT_CHANNELS:
+        return text[0], event.summary
+    return text
+
+
 def single(
     event: Event,
     user_id: str,
@@ -50,6 +60,7 @@ def single(
     now_ms: int,
 ) -> Delivery:
     ids = (event.event_id,)
+    text = text_for(event, channel, text)
     return Delivery(
         delivery_id=delivery_id(user_id, channel, DeliveryKind.SINGLE, ids),
         user_id=user_id,

@@ -4,6 +4,7 @@ holds and fallbacks fall due."""
 from __future__ import annotations
 
 from streams.core.model import Channel, DigestItem, Event
+from streams.core.routing.deliveries import text_for
 from streams.core.routing.state import MIXED, Hold, UserState, hold_key
 
 
@@ -24,7 +25,8 @@ def add(
     waits longer than one window.
     """
     key = hold_key(channel, reason, group)
-    item = DigestItem(event.event_id, text[0], text[1], event.occurred_at)
+    title, body = text_for(event, channel, text)
+    item = DigestItem(event.event_id, title, body, event.occurred_at)
     hold = state.holds.get(key)
     opened = hold is None
     if hold is None:

@@ -165,11 +165,30 @@ class PendingFallback:
 class ThrottleWindow:
     """Deliveries counted in one fixed throttle window of one channel.
 
-    The ids (not just a count) make counting idempotent when an event is replayed.
+    The ids (not just a count) make counting idempotent when an event is replayed. The window
+    before it is kept for one more window: a replay of an event routed just before the boundary
+    must still know whether it was sent or folded (folded and flushed already, sending it again
+    would deliver it twice: seen by `notipipe chaos` in a rolling restart).
     """
 
     window_start_ms: int
     sent_event_ids: list[str] = field(default_factory=list)
+    previous_start_ms: int | None = None
+    previous_sent_ids: list[str] = field(default_factory=list)
+
+    def to_list(self) -> list[Any]:
+        if self.previous_start_ms is None:
+            return [self.window_start_ms, self.sent_event_ids]
+        return [self.window_start_ms, self.sent_event_ids, self.previous_start_ms,
+                self.previous_sent_ids]
+
+    @classmethod
+    def from_list(cls, v: list[Any]) -> ThrottleWindow:
+        """From ``to_list``'s form; states written before the previous window was kept have two
+        items."""
+        if len(v) > 2:
+            return cls(v[0], v[1], v[2], v[3])
+        return cls(v[0], v[1])
 
 
 @dataclass(slots=True)
@@ -191,9 +210,7 @@ class UserState:
         if self.seen:
             d["seen"] = self.seen.text
         if self.throttle:
-            d["throttle"] = {
-                ch.key: [w.window_start_ms, w.sent_event_ids] for ch, w in self.throttle.items()
-            }
+            d["throttle"] = {ch.key: w.to_list() for ch, w in self.throttle.items()}
         if self.holds:
             d["holds"] = {k: h.to_dict() for k, h in self.holds.items()}
         if self.fallbacks:
@@ -216,7 +233,7 @@ class UserState:
         state = cls(
             d.get("user_id", ""),
             SeenLog.from_entries(seen) if isinstance(seen, dict) else SeenLog(seen or ""),
-            {Channel.parse(k): ThrottleWindow(v[0], v[1]) for k, v in (d.get("throttle") or {}).items()},
+            {Channel.parse(k): ThrottleWindow.from_list(v) for k, v in (d.get("throttle") or {}).items()},
             {k: Hold.from_dict(h) for k, h in (d.get("holds") or {}).items()},
         )
         if "fallbacks" in d:

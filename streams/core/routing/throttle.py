@@ -34,13 +34,20 @@ def admit(
         return "send", start + window_ms  # unlimited: nothing to count
     win = throttle.get(channel)
     if replay:
-        # Same decision time as the first pass; never count twice.
-        if win is not None and win.window_start_ms == start and event_id not in win.sent_event_ids:
-            return "skip", start + window_ms
-        # Counted then, or the window has moved on and we cannot tell: at-least-once, send.
+        # Same decision time as the first pass; never count twice. Its window is the current
+        # one or the one before (kept for a window after it ended).
+        if win is not None:
+            for counted_start, sent in ((win.window_start_ms, win.sent_event_ids),
+                                        (win.previous_start_ms, win.previous_sent_ids)):
+                if counted_start == start:
+                    return ("send" if event_id in sent else "skip"), start + window_ms
+        # Older than that: we cannot tell. At-least-once: send.
         return "send", start + window_ms
     if win is None or win.window_start_ms < start:
+        before = win if win is not None and win.window_start_ms == start - window_ms else None
         win = throttle[channel] = ThrottleWindow(start)
+        if before is not None:
+            win.previous_start_ms, win.previous_sent_ids = before.window_start_ms, before.sent_event_ids
     # (win.window_start_ms > start only if the clock stepped back: keep counting in that window)
     end = win.window_start_ms + window_ms
     if len(win.sent_event_ids) < limit:
@@ -50,14 +57,23 @@ def admit(
 
 
 def prune_windows(throttle: dict[Channel, ThrottleWindow], now_ms: int, window_ms: int) -> bool:
-    """Drop windows that have ended; returns whether anything was removed."""
+    """A window that has ended becomes the previous window of the one after it, for one more
+    window; older ones are dropped. Returns whether anything changed."""
     # Called for every event and rarely finds anything: look before building a list.
     for w in throttle.values():
-        if w.window_start_ms + window_ms <= now_ms:
+        if w.window_start_ms + window_ms <= now_ms or (
+                w.previous_start_ms is not None and w.previous_start_ms + 2 * window_ms <= now_ms):
             break
     else:
         return False
-    ended = [ch for ch, w in throttle.items() if w.window_start_ms + window_ms <= now_ms]
-    for ch in ended:
-        del throttle[ch]
+    for ch, w in list(throttle.items()):
+        if w.window_start_ms + window_ms <= now_ms:
+            # A window nothing was sent in had no events routed in it: no replay can need it.
+            if w.sent_event_ids and w.window_start_ms + 2 * window_ms > now_ms:
+                throttle[ch] = ThrottleWindow(w.window_start_ms + window_ms, [], w.window_start_ms,
+                                              w.sent_event_ids)
+            else:
+                del throttle[ch]
+        elif w.previous_start_ms is not None and w.previous_start_ms + 2 * window_ms <= now_ms:
+            w.previous_start_ms, w.previous_sent_ids = None, []
     return True

@@ -9,6 +9,13 @@ from streams.core.model import Event, Preferences, Receipt
 from streams.core.routing.quiet_hours import is_known_timezone
 
 MAX_ID_LENGTH = 256  # ids are kept in state for the dedupe window: bound their size
+# The documented maximums of an event's text fields (schemas/notification_event.avsc): the SDK
+# refuses an event over one (streams/client/sdk.py), the router dead-letters it with the reason.
+# Together they keep an encoded event far below the broker's 1 MB record limit.
+MAX_CHARS = {"title": 200, "body": 10_000, "summary": 160, "category": 128, "template": 128,
+             "digest_key": 256, "source": 128}
+MAX_DATA_ENTRIES = 50
+MAX_DATA_CHARS = 10_000  # keys and values of `data` together
 
 
 class InvalidRecord(ValueError):
@@ -74,6 +81,7 @@ def validate(event: Event, key: str | bytes | None = None) -> None:
     _check_user(event.user_id, key, InvalidEvent)
     if not event.category or not event.category.strip():
         raise InvalidEvent("missing_category", "category is empty")
+    _check_sizes(event)
     if event.occurred_at <= 0:
         raise InvalidEvent("bad_occurred_at", f"occurred_at={event.occurred_at} is not after 1970")
     if not (event.template or event.title or event.body):
@@ -98,6 +106,22 @@ def _check_no_nul(event: Event, error: type[InvalidRecord]) -> None:
     for key, value in event.data.items():
         if "\x00" in key or "\x00" in value:
             raise error("nul_character", "data contains a NUL character, which text columns cannot hold")
+
+
+def _check_sizes(event: Event) -> None:
+    for name, limit in MAX_CHARS.items():
+        value = getattr(event, name)
+        if value is not None and len(value) > limit:
+            raise InvalidEvent(f"{name}_too_long", f"{name} has {len(value):,} characters, "
+                               f"{len(value) - limit:,} over its maximum of {limit:,}")
+    data = event.data
+    if len(data) > MAX_DATA_ENTRIES:
+        raise InvalidEvent("data_too_large", f"data has {len(data)} entries, "
+                           f"{len(data) - MAX_DATA_ENTRIES} over its maximum of {MAX_DATA_ENTRIES}")
+    chars = sum(len(k) + len(v) for k, v in data.items())
+    if chars > MAX_DATA_CHARS:
+        raise InvalidEvent("data_too_large", f"data has {chars:,} characters of keys and values, "
+                           f"{chars - MAX_DATA_CHARS:,} over its maximum of {MAX_DATA_CHARS:,}")
 
 
 def validate_preferences(prefs: Preferences, key: str | bytes | None = None) -> None:
