@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from chaos.brokers import TooFewBrokers
 from chaos.ledger import LedgerSpec
 from chaos.pipeline import ChaosPipeline
 from chaos.report import as_json, lines, summary
@@ -26,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for scenario in SCENARIOS.values():
             print(f"{scenario.name:<24} {scenario.title}")
+            if scenario.brokers > 1:
+                print(f"{'':<24}   needs a stack of {scenario.brokers} brokers "
+                      f"(NOTIPIPE_BROKERS={scenario.brokers})")
             for variant, t in (("short", scenario.short), ("long", scenario.long)):
                 print(f"{'':<24}   {variant}: {t.warmup_s:g}s load, fault {t.fault_s:g}s, "
                       f"{t.after_s:g}s after")
@@ -45,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     run_id = uuid.uuid4().hex[:6]
     pipeline = ChaosPipeline(stack, run_id, work_dir, port_allocator(settings.web_port),
                              workers=args.workers, partitions=args.partitions)
+    try:
+        names = _runnable(names, pipeline, explicit="all" not in args.scenarios)
+    except TooFewBrokers as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     outcomes: list[Outcome] = []
     started = time.monotonic()
     print(f"chaos run {run_id}: pipeline {pipeline.prefix} (database schema {pipeline.db_schema}), "
@@ -78,6 +87,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([as_json(o) for o in outcomes], indent=2) + "\n")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _runnable(names: list[str], pipeline: ChaosPipeline, explicit: bool) -> list[str]:
+    """The scenarios this stack can run: the broker faults need three brokers. Named on the
+    command line they are refused on a smaller cluster; as part of `all` they are skipped."""
+    if all(SCENARIOS[n].brokers <= 1 for n in names):
+        return names
+    try:
+        pipeline.brokers.require()
+        return names
+    except TooFewBrokers as exc:
+        if explicit:
+            raise
+        skipped = [n for n in names if SCENARIOS[n].brokers > 1]
+        print(f"skipping {', '.join(skipped)}: {exc}", flush=True)
+        return [n for n in names if n not in skipped]
 
 
 def _show(outcome: Outcome, title: str, args: argparse.Namespace, bound: float | None = None) -> None:

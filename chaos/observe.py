@@ -46,7 +46,8 @@ class Observer:
         self._collecting = threading.Lock()
 
     def mark(self) -> Mark:
-        offsets = {t: self.pipeline.end_offsets(t) for t in self.delivery_topics + self.dlq_topics}
+        with self.pipeline.offsets() as reader:
+            offsets = {t: reader.end_offsets(t) for t in self.delivery_topics + self.dlq_topics}
         return Mark(offsets, self._stub_last_seq())
 
     def read(self, ledger: Ledger, mark: Mark) -> Observed:
@@ -75,11 +76,12 @@ class Observer:
         consumer = Consumer({**self.pipeline.admin_config,
                              "group.id": f"chaos-reader-{uuid.uuid4().hex[:8]}",
                              "enable.auto.commit": False})
+        reader = self.pipeline.offsets()
         try:
             seen: list[Seen] = []
             dead: dict[str, int] = {}
             for topic in self.delivery_topics + self.dlq_topics:
-                ends = self.pipeline.end_offsets(topic)
+                ends = reader.end_offsets(topic)
                 starts = mark.offsets.get(topic, {})
                 wanted = {p: (starts.get(p, 0), end) for p, end in ends.items() if end > starts.get(p, 0)}
                 if topic in self.dlq_topics:
@@ -95,6 +97,7 @@ class Observer:
             return seen, dead
         finally:
             consumer.close()
+            reader.close()
 
     # -- PostgreSQL ------------------------------------------------------------------------------
     def _read_table(self, ledger: Ledger, table: str) -> list[Seen]:

@@ -19,10 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 from psycopg import sql
 
+from chaos.brokers import Brokers
+from chaos.offsets import OffsetReader
 from chaos.workers import WorkerProcess, exited, group_stable, wait_until
 from stack.acls_setup import ensure_acls, remove_pipeline_acls
 from stack.connectors_setup import (
@@ -78,9 +79,7 @@ class ChaosPipeline:
         self.workers = [WorkerProcess(f"worker-{n}", self.env, ports(), work_dir / f"worker-{n}",
                                       work_dir / "logs") for n in range(1, workers + 1)]
         self.admin_config = stack_access(stack, "admin").confluent_config()
-        self._admin = AdminClient(self.admin_config)
-        self._offsets = Consumer({**self.admin_config,
-                                  "group.id": f"{self.prefix}chaos-offsets", "enable.auto.commit": False})
+        self.brokers = Brokers(stack, self.admin_config)
 
     # -- set up and tear down ----------------------------------------------------------------------
     def setup(self) -> None:
@@ -125,7 +124,8 @@ class ChaosPipeline:
                 delete_connector(self.stack, name)
         delete_topics_containing(self.stack, self.prefix.rstrip("."))
         groups = [self.app_id, *(f"connect-{n}" for n in self.connectors.values())]
-        for future in self._admin.delete_consumer_groups(groups).values():
+        admin = AdminClient(self.admin_config)  # fresh: the run may have restarted every broker
+        for future in admin.delete_consumer_groups(groups).values():
             with contextlib.suppress(Exception):  # a group that never formed is fine
                 future.result(30)
         client = registry_client(self.scoped)
@@ -137,7 +137,6 @@ class ChaosPipeline:
         with contextlib.suppress(Exception), psycopg.connect(self.stack.postgres_dsn,
                                                              autocommit=True) as conn:
             conn.execute(drop)
-        self._offsets.close()
         with contextlib.suppress(Exception):
             remove_pipeline_acls(self.scoped)
         for worker in self.workers:
@@ -181,41 +180,23 @@ class ChaosPipeline:
                    "every partition owned by one healthy worker", failed=lambda: exited(self.workers))
 
     # -- offsets -------------------------------------------------------------------------------
-    def end_offsets(self, topic: str) -> dict[int, int]:
-        """Partition -> end offset; empty if the topic does not exist (a DLQ nobody wrote)."""
-        meta = self._admin.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}
-        return {p: self._offsets.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.partitions}
-
-    def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int]:
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-        try:
-            result = self._admin.list_consumer_group_offsets([request])[group].result(15)
-        except Exception:  # noqa: BLE001 - a group that has not committed yet: nothing committed
-            return dict.fromkeys(partitions, 0)
-        return {tp.partition: max(tp.offset, 0) for tp in result.topic_partitions}
-
-    def lag(self, group: str, topics: list[str]) -> int:
-        total = 0
-        for topic in topics:
-            ends = self.end_offsets(topic)
-            committed = self.committed(group, topic, list(ends))
-            total += sum(max(0, end - committed.get(p, 0)) for p, end in ends.items())
-        return total
+    def offsets(self) -> OffsetReader:
+        """Clients for one reading of offsets (chaos/offsets.py); close it, or use ``with``."""
+        return OffsetReader(self.admin_config, f"{self.prefix}chaos-offsets")
 
     def lags(self) -> dict[str, int]:
         """Records not yet processed: the router's events, and each connector's topics."""
         configs = self.connector_configs()
-        out = {"router": self.lag(self.app_id, [self.topics.events])}
-        for name, registered in self.connectors.items():
-            out[name] = self.lag(f"connect-{registered}", configs[name]["topics"].split(","))
+        with self.offsets() as reader:
+            out = {"router": reader.lag(self.app_id, [self.topics.events])}
+            for name, registered in self.connectors.items():
+                out[name] = reader.lag(f"connect-{registered}", configs[name]["topics"].split(","))
         return out
 
     def preferences_routed(self) -> bool:
         """The worker group has committed the whole preferences topic: every snapshot stored."""
-        return self.lag(self.app_id, [self.topics.preferences]) == 0
+        with self.offsets() as reader:
+            return reader.lag(self.app_id, [self.topics.preferences]) == 0
 
     def wait(self, seconds: float) -> None:
         """Sleep, failing at once if a worker meant to run exits."""

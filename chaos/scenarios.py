@@ -2,9 +2,9 @@
 injects its fault, waits, heals it, and notes what happened; the verifier checks the rest.
 
 Each has a short variant (the pytest suite: outages of seconds) and a long one (`notipipe chaos`:
-the outages of the brief, 30 s; a 60 s spike). Broker faults (the partition leader SIGKILLed and
-restarted after 20 s, a rolling restart of the brokers) need a cluster of three brokers and are
-two more rows here when the stack has one: see docs/reliability.md.
+the outages of the brief, 30 s; a 60 s spike). The broker faults (the partition leader SIGKILLed
+and restarted after 20 s, a rolling restart of the brokers) need a stack of three brokers
+(NOTIPIPE_BROKERS=3).
 """
 
 from __future__ import annotations
@@ -69,6 +69,38 @@ def register_event_v2(ctx: Context) -> None:
 
 
 # -- the scenarios ----------------------------------------------------------------------------------
+def leader_kill(ctx: Context) -> None:
+    """SIGKILL the broker leading the events topic's first partition; start it after the fault's
+    time; wait until it is back in every partition's in-sync replicas and leads its own again."""
+    brokers, events = ctx.pipeline.brokers, ctx.pipeline.topics.events
+    victim = brokers.leader(events, 0)
+    killed_at = time.monotonic()
+    brokers.kill(victim)
+    ctx.note(f"broker {victim} (leader of {events}/0) SIGKILLed")
+    _timed(f"{events}/0 led by another broker", ctx,
+           lambda: wait_until(lambda: brokers.leader(events, 0) not in (victim, -1), 60,
+                              f"{events}/0 to get another leader"))
+    ctx.pipeline.wait(max(0.0, ctx.timing.fault_s - (time.monotonic() - killed_at)))
+    _timed(f"broker {victim} restarted and in sync with every partition", ctx,
+           lambda: (brokers.start(victim), brokers.wait_in_sync(f"after restarting broker {victim}")))
+    brokers.elect_preferred_leaders()
+    ctx.note(f"preferred leaders elected: {events}/0 led by broker {brokers.leader(events, 0)}")
+
+
+def broker_roll(ctx: Context) -> None:
+    """Each broker in turn: SIGTERM (a controlled shutdown), the load on for the fault's time,
+    start, and the next only once no partition is under-replicated."""
+    brokers = ctx.pipeline.brokers
+    for node in brokers.nodes():
+        name, node_id = node.name, node.node_id
+        _timed(f"{name} stopped (SIGTERM)", ctx, lambda n=node_id: brokers.stop(n))
+        ctx.pipeline.wait(ctx.timing.fault_s)
+        _timed(f"{name} started and every partition in sync", ctx,
+               lambda n=node_id, what=name: (brokers.start(n),
+                                             brokers.wait_in_sync(f"after restarting {what}")))
+    brokers.elect_preferred_leaders()
+
+
 def kill_worker(ctx: Context) -> None:
     survivor, victim = ctx.pipeline.workers[0], ctx.pipeline.workers[-1]
     victim.kill()
@@ -263,6 +295,10 @@ def _spike_bound(timing: Timing) -> float:
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
+    Scenario("leader-kill", "SIGKILL the broker leading an events partition, start it again",
+             Timing(3, 8, 3), Timing(10, 20, 10), leader_kill, quiet=False, brokers=3),
+    Scenario("broker-roll", "a rolling restart of every broker, each back in sync before the next",
+             Timing(3, 2, 3), Timing(10, 5, 10), broker_roll, quiet=False, brokers=3),
     Scenario("kill-worker", "SIGKILL one of two workers; the survivor takes over, the killed one "
              "comes back on its disk", Timing(3, 5, 3), Timing(10, 20, 10), kill_worker),
     Scenario("rolling-upgrade", "each worker stopped (SIGTERM) and started with a changed "

@@ -71,6 +71,7 @@ class Scenario:
     quiet: bool = True  # users with quiet hours on at the start (their release adds to the drain)
     drain_bound_s: Callable[[Timing], float] = lambda timing: DRAIN_BOUND_S
     after: Callable[[Context, Observed], None] | None = None  # checks of its own on what was read
+    brokers: int = 1  # the cluster it needs: the broker faults need three
 
 
 @dataclass
@@ -131,6 +132,8 @@ class Verifier:
     def run(self, scenario: Scenario, rate: float, short: bool, users: int = 200) -> Outcome:
         """One scenario: its fault runs (injects, waits, heals) while the load goes on."""
         timing = scenario.short if short else scenario.long
+        if scenario.brokers > 1:
+            self.pipeline.brokers.require()
         # Quiet hours end at a minute boundary: the short variant takes the first one 15 s away.
         spec = LedgerSpec(users=users, quiet=scenario.quiet, quiet_for_s=15 if short else 40)
         ledger = self.ledger(scenario.name, spec)

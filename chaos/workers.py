@@ -3,17 +3,16 @@ restarted with other settings, as a deployment does."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+
+from stack.components import worker_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,16 +88,7 @@ class WorkerProcess:
         return time.monotonic() - started
 
     def _get(self, page: str) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/{page}", timeout=5) as answer:
-                return json.load(answer)
-        except urllib.error.HTTPError as exc:  # /health answers 503 with its report
-            try:
-                return json.load(exc)
-            except ValueError:
-                return None
-        except (OSError, ValueError):
-            return None
+        return worker_page(self.web_port, page)
 
     def health(self) -> dict | None:
         """The /health report, or None while it does not answer."""

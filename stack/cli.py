@@ -186,7 +186,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                        "register schemas and connectors (idempotent)")
     up.add_argument("--only", nargs="+", metavar="NAME",
                     help="start only these components (postgres kafka registry inbox provider-stub "
-                         "connect lag-exporter postgres-exporter alertmanager prometheus dashboard)")
+                         "connect connect-watchdog lag-exporter postgres-exporter alertmanager "
+                         "prometheus dashboard)")
     up.add_argument("--with-worker", action="store_true",
                     help="also start one router worker (log: .cache/logs/worker.log)")
     actions.add_parser(

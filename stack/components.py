@@ -78,6 +78,21 @@ def http_ok(url: str, timeout_s: float = 3.0, headers: dict[str, str] | None = N
         return False
 
 
+def worker_page(port: int, page: str, timeout_s: float = 5.0) -> dict | None:
+    """A worker's JSON page (`health`, `counters`) on its web port; None while it does not
+    answer. /health answers 503 with its report when the worker is stalled: that report too."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=timeout_s) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as exc:
+        try:
+            return json.load(exc)
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass
 class Component:
     """One process of the stack. Subclasses fill in command, health and address."""
@@ -831,16 +846,7 @@ class Worker(Component):
 
     def health(self) -> dict | None:
         """The worker's /health report (streams/worker/progress.py); None if it does not answer."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=3) as answer:
-                return json.load(answer)
-        except urllib.error.HTTPError as exc:  # 503: stalled, with the report as the body
-            try:
-                return json.load(exc)
-            except ValueError:
-                return None
-        except (OSError, ValueError):
-            return None
+        return worker_page(self.port, "health", timeout_s=3)
 
     def healthy(self) -> bool:
         report = self.health()

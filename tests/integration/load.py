@@ -37,11 +37,6 @@ class Load:
     def count(self) -> int:
         return len(self.sent)
 
-    def sent_since(self, count: int) -> list[str]:
-        """The distinct event ids sent after the first `count`."""
-        with self._lock:
-            return list(self.sent)[count:]
-
     def stop(self) -> None:
         """Stop sending, and wait until the broker has acknowledged every event (DeliveryFailed
         otherwise: an event the producer lost)."""

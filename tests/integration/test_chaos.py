@@ -10,47 +10,28 @@ or after it, never meanwhile."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from chaos.pipeline import ChaosPipeline
-from chaos.report import lines
 from chaos.scenarios import SCENARIOS
 from chaos.verdict import judge
 from chaos.verifier import Outcome, Verifier
 from stack.settings import StackSettings
-from tests.integration.pipeline import free_port
-
-RATE = 100.0  # events per second: modest, the machine is shared
-USERS = 150
+from tests.integration.chaos_harness import chaos_verifier, run_scenario
 
 
 @pytest.fixture(scope="module")
 def verifier(settings: StackSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verifier]:
-    pipeline = ChaosPipeline(settings, uuid.uuid4().hex[:6], tmp_path_factory.mktemp("chaos"),
-                             free_port)
-    try:
-        pipeline.setup()
-        yield Verifier(pipeline)
-    finally:
-        pipeline.teardown()
-
-
-def run(verifier: Verifier, name: str) -> Outcome:
-    outcome = verifier.run(SCENARIOS[name], RATE, short=True, users=USERS)
-    report = "\n".join(lines(outcome, SCENARIOS[name].title))
-    print(report)
-    assert outcome.ok, report
-    return outcome
+    with chaos_verifier(settings, tmp_path_factory.mktemp("chaos")) as verifier:
+        yield verifier
 
 
 @pytest.fixture(scope="module")
 def killed_worker(verifier: Verifier) -> Outcome:
-    return run(verifier, "kill-worker")
+    return run_scenario(verifier, "kill-worker")
 
 
 def test_a_worker_sigkilled_under_load_loses_and_doubles_nothing(killed_worker: Outcome) -> None:
@@ -89,6 +70,7 @@ def test_the_verifier_catches_a_dropped_and_a_doubled_delivery(verifier: Verifie
     assert verdict.view("topics").ok and verdict.view("gateway").ok
 
 
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "kill-worker"])
+# The broker faults run on a replicated stack of their own: test_broker_faults.py.
+@pytest.mark.parametrize("name", [n for n, s in SCENARIOS.items() if n != "kill-worker" and s.brokers == 1])
 def test_scenario(verifier: Verifier, name: str) -> None:
-    run(verifier, name)
+    run_scenario(verifier, name)

@@ -5,10 +5,9 @@ what at-least-once allows and the sinks absorb)."""
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 from streams.client.sdk import NotificationClient
-from tests.integration.load import Load
+from tests.integration.load import Load, delivery_ids_by_event
 from tests.integration.pipeline import PipelineEnv, Watcher, WorkerProcess
 from tests.waiting import wait_for
 
@@ -59,11 +58,7 @@ def test_a_worker_joining_and_leaving_under_load_loses_and_repeats_nothing(
         return set(load.sent) - seen
 
     wait_for(lambda: not undelivered(), 120, "every event to be delivered")
-    deliveries_of: dict[str, set[str]] = defaultdict(set)
-    for user in users:
-        for delivery in watcher.for_user(user):
-            for event_id in delivery.event_ids:
-                deliveries_of[event_id].add(delivery.delivery_id)
+    deliveries_of = delivery_ids_by_event(watcher, users)
     twice = {e: ids for e, ids in deliveries_of.items() if len(ids) > 1}
     assert twice == {}, f"{len(twice)} events in more than one delivery"
     assert set(deliveries_of) == set(load.sent)

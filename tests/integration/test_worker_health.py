@@ -16,6 +16,7 @@ from dataclasses import replace
 import pytest
 
 from stack.components import Worker
+from stack.kafka_access import stack_access
 from stack.process import read_pid, stop
 from stack.settings import StackSettings
 from tests.integration.pipeline import PipelineEnv, Watcher, free_port
@@ -32,7 +33,9 @@ def test_a_worker_without_its_registry_waits_says_so_and_stops_within_its_bound(
         settings: StackSettings, pipeline_env: PipelineEnv, client, watcher: Watcher, tmp_path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     nowhere = free_port()  # nothing listens there
-    environ = {"NOTIPIPE_HOME": str(tmp_path), "NOTIPIPE_WEB_PORT": str(free_port()),
+    # Its own home, and the stack's worker credentials (by their files, as a deployment passes them).
+    environ = {**stack_access(settings, "worker").environ(),
+               "NOTIPIPE_HOME": str(tmp_path), "NOTIPIPE_WEB_PORT": str(free_port()),
                "NOTIPIPE_TOPIC_PREFIX": pipeline_env.prefix,
                "NOTIPIPE_APP_ID": f"{pipeline_env.prefix}router",
                "NOTIPIPE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
