@@ -1,7 +1,7 @@
 """NOTIPIPE_BROKERS=3, as configuration: three KRaft nodes with their own ports, data and JMX
 agents; replication factor 3, two in-sync replicas and no unclean election for every topic the
 stack, Connect, the registry and the worker make (the cluster losing a broker for real:
-tests/integration/test_broker_loss.py)."""
+tests/integration/test_broker_faults.py)."""
 
 from __future__ import annotations
 
