@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -96,24 +97,41 @@ def load_connectors(settings: StackSettings, directory: Path = CONNECTOR_DIR,
     return found
 
 
+# Connect answers 409, or 500 "a rebalance is expected", while its workers' group rebalances (after
+# any connector is created or changed): the same request goes through once it has settled.
+REBALANCE_WAIT_S = 60.0
+
+
+def _rebalancing(code: int, detail: str) -> bool:
+    return code == 409 or (code in (500, 503) and "rebalance" in detail.lower())
+
+
 def connect_request(settings: StackSettings, method: str, path: str, body: Any = None) -> Any:
-    """One call of Connect's REST API at `path`, authenticated (streams/connection/http.py)."""
+    """One call of Connect's REST API at `path`, authenticated (streams/connection/http.py); asked
+    again while Connect rebalances, for up to REBALANCE_WAIT_S."""
     url = f"{settings.connect_url}{path}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", "Authorization": connect_client(settings).header()})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            text = response.read()
-            return json.loads(text) if text else None
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        if exc.code in (401, 403):
-            raise ConnectorError(
-                f"Kafka Connect at {settings.connect_url} refused the credentials ({exc.code}); on the "
-                "local stack leave NOTIPIPE_CONNECT_USERNAME and NOTIPIPE_CONNECT_PASSWORD unset, "
-                "elsewhere set them to a user of its REST API") from None
-        raise ConnectorError(f"{method} {url} -> {exc.code}: {detail}") from None
+    deadline = time.monotonic() + REBALANCE_WAIT_S
+    pause = 0.5
+    while True:
+        request = urllib.request.Request(url, data=data, method=method, headers={
+            "Content-Type": "application/json", "Authorization": connect_client(settings).header()})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                text = response.read()
+                return json.loads(text) if text else None
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            if exc.code in (401, 403):
+                raise ConnectorError(
+                    f"Kafka Connect at {settings.connect_url} refused the credentials ({exc.code}); on the "
+                    "local stack leave NOTIPIPE_CONNECT_USERNAME and NOTIPIPE_CONNECT_PASSWORD unset, "
+                    "elsewhere set them to a user of its REST API") from None
+            if _rebalancing(exc.code, detail) and time.monotonic() < deadline:
+                time.sleep(pause)
+                pause = min(5.0, pause * 2)
+                continue
+            raise ConnectorError(f"{method} {url} -> {exc.code}: {detail}") from None
 
 
 def apply_connector(settings: StackSettings, name: str, config: dict[str, str]) -> str | None:

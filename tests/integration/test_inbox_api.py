@@ -47,8 +47,8 @@ def add_rows(pg: psycopg.Connection, user: str, rows: list[tuple[str, datetime]]
     with pg.cursor() as cur:
         cur.executemany(
             "INSERT INTO inbox (delivery_id, user_id, kind, category, priority, title, body, item_count,"
-            " event_ids, digest_key, created_at, first_occurred_at) VALUES "
-            "(%s, %s, 'SINGLE', 'billing', 'NORMAL', %s, 'body', 1, %s, NULL, %s, %s)",
+            " event_ids, digest_key, reason, created_at, first_occurred_at) VALUES "
+            "(%s, %s, 'SINGLE', 'billing', 'NORMAL', %s, 'body', 1, %s, NULL, 'immediate', %s, %s)",
             [(f"{user}:{i}", user, f"title {i}", [f"e-{i}"], at, at) for i, at in rows])
 
 

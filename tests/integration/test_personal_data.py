@@ -264,8 +264,8 @@ def test_the_database_server_logs_errors_without_row_values(settings: StackSetti
     value = marker("db", "title")
     with pytest.raises(psycopg.errors.NotNullViolation):
         pg.execute("INSERT INTO inbox (delivery_id, user_id, kind, category, priority, title, body, "
-                   "item_count, event_ids, created_at, first_occurred_at) VALUES "
-                   "(%s, 'u', 'SINGLE', 'c', 'NORMAL', %s, NULL, 1, '{e}', now(), now())",
+                   "item_count, event_ids, reason, created_at, first_occurred_at) VALUES "
+                   "(%s, 'u', 'SINGLE', 'c', 'NORMAL', %s, NULL, 1, '{e}', 'immediate', now(), now())",
                    (f"pii-{RUN}", value))
     def logged() -> str:
         text = log.read_text(errors="replace")

@@ -171,8 +171,8 @@ def test_the_sink_role_writes_rows_and_nothing_else(settings: StackSettings, pg)
                 sink.execute(statement)
         delivery_id = f"sec-{RUN}"
         sink.execute("INSERT INTO inbox (delivery_id, user_id, kind, category, priority, title, body, "
-                     "item_count, event_ids, created_at, first_occurred_at) VALUES "
-                     "(%s, 'u', 'SINGLE', 'c', 'NORMAL', 't', 'b', 1, '{e}', now(), now()) "
+                     "item_count, event_ids, reason, created_at, first_occurred_at) VALUES "
+                     "(%s, 'u', 'SINGLE', 'c', 'NORMAL', 't', 'b', 1, '{e}', 'immediate', now(), now()) "
                      "ON CONFLICT (delivery_id) DO UPDATE SET title = EXCLUDED.title", (delivery_id,))
     try:
         assert pg.execute("SELECT title FROM inbox WHERE delivery_id = %s",
@@ -184,8 +184,9 @@ def test_the_sink_role_writes_rows_and_nothing_else(settings: StackSettings, pg)
 def test_the_read_role_reads_the_inbox_and_marks_it_read_only(settings: StackSettings, pg) -> None:
     delivery_id = f"sec-read-{RUN}"
     pg.execute("INSERT INTO inbox (delivery_id, user_id, kind, category, priority, title, body, item_count, "
-               "event_ids, created_at, first_occurred_at) VALUES "
-               "(%s, 'u', 'SINGLE', 'c', 'NORMAL', 't', 'b', 1, '{e}', now(), now())", (delivery_id,))
+               "event_ids, reason, created_at, first_occurred_at) VALUES "
+               "(%s, 'u', 'SINGLE', 'c', 'NORMAL', 't', 'b', 1, '{e}', 'immediate', now(), now())",
+               (delivery_id,))
     try:
         with connect_as(settings, postgres.READER.name,
                         postgres.password(settings, postgres.READER)) as reader:

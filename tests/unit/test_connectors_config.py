@@ -221,3 +221,13 @@ def test_jdbc_sinks_retry_a_lost_connection_and_test_pooled_ones() -> None:
         assert config["hibernate.c3p0.testConnectionOnCheckout"] == "true"
         retried_s = int(config["flush.max.retries"]) * int(config["flush.retry.delay.ms"]) / 1000
         assert retried_s >= 60
+
+
+def test_connects_answers_during_a_rebalance_are_asked_again_and_others_are_not() -> None:
+    from stack.connectors_setup import _rebalancing
+
+    assert _rebalancing(409, '{"message":"Cannot complete request momentarily due to stale configuration"}')
+    assert _rebalancing(500, '{"message":"Request cannot be completed because a rebalance is expected"}')
+    assert not _rebalancing(500, '{"message":"Failed to find any class that implements Connector"}')
+    assert not _rebalancing(400, '{"message":"Connector configuration is invalid"}')
+    assert not _rebalancing(404, '{"message":"Connector x not found"}')
