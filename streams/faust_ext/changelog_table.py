@@ -31,7 +31,8 @@ class ChangelogSender(Protocol):
         """Produce the record; ``on_written(partition, offset)`` once the broker has it."""
 
     def after_flush(self, hook: Callable[[], None]) -> None:
-        """Call ``hook`` after each pre-commit flush, when everything sent is acknowledged."""
+        """Call ``hook`` after each pre-commit flush, when everything sent before it began is
+        acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)

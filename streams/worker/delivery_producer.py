@@ -5,8 +5,8 @@ future, a callback and aiokafka accumulator work each).
 Deliveries and changelog records go through two librdkafka producers. A delivery's latency is
 the pipeline's, so it lingers 1 ms by default (``NOTIPIPE_DELIVERY_LINGER_MS``; 5 ms cost 4–5 ms
 of median latency at 2,400 events/s and saved no CPU that showed, docs/capacity.md). Nothing
-waits for a changelog record before the next commit's flush (which sends at once, whatever the
-linger), so those linger 50 ms and travel in large batches. Each event writes one; at moderate
+waits for a changelog record before the next commit's flush, so those linger 50 ms and travel in
+large batches. Each event writes one; at moderate
 load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB records at
 3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
 50 ms; the broker's share fell too).
@@ -14,7 +14,10 @@ load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB
 Faust commits the consumer offsets only after flushing its own producer; the worker makes that
 flush run `flush_for_commit` first (`streams/faust_ext/commit_hook.py`), so an offset is never
 committed before the deliveries and state changes of the events below it are on the broker
-(at-least-once, as with Faust's sends).
+(at-least-once, as with Faust's sends). Faust picks the offsets to commit before that flush, so
+the flush waits for the records sent until it began, not for an empty queue: the router goes on
+sending while it waits, and under steady load with slow acknowledgements (a broker restarting on
+a busy machine) librdkafka's own flush, which waits for an empty queue, may never return.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class DeliveryProduceError(RuntimeError):
 
 class AckTracker:
     """Counts records of one batch still waiting for the broker. Delivery reports arrive on
-    whichever thread serves them (the event loop's poll, or the pre-commit flush's thread)."""
+    whichever thread polls the producer (the worker polls on its event loop)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -63,6 +66,38 @@ class AckTracker:
             self.failed += not ok
 
 
+class SentSince:
+    """What one producer sent in one stretch between two pre-commit flushes, counted until the
+    broker has it. A flush closes the current stretch and waits for it and any older one still
+    open; records sent meanwhile belong to the next."""
+
+    def __init__(self, on_error: Callable[[KafkaError, Any], None]) -> None:
+        self._on_error = on_error  # where a record's failure is told
+        self._closed: list[AckTracker] = []
+        self._open()
+
+    def _open(self) -> None:
+        self.current = tracker = AckTracker()
+        on_error = self._on_error
+
+        def report(err: KafkaError | None, msg: Any) -> None:
+            if err is not None:
+                on_error(err, msg)
+            tracker.done(err is None)
+        self.report = report  # one callback per stretch, not one closure per record
+
+    def close(self) -> None:
+        """Start a new stretch; the records sent so far are what the next ``unacked`` counts."""
+        self._closed.append(self.current)
+        self._open()
+
+    def unacked(self) -> int:
+        """Records of the closed stretches the broker has not acknowledged (nor refused) yet;
+        stretches done are forgotten."""
+        self._closed = [tracker for tracker in self._closed if tracker.pending > 0]
+        return sum(tracker.pending for tracker in self._closed)
+
+
 class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
@@ -73,6 +108,9 @@ class DeliveryProducer:
         self._encoder = DeliveryEncoder(codec, {ch: subject_for(t) for ch, t in topics.items()})
         self._errors: list[str] = []
         self._after_flush: list[Callable[[], None]] = []
+        # What each pre-commit flush waits for, per producer: records sent before it began.
+        self._sent = SentSince(self._on_delivery)
+        self._sent_changelog = SentSince(self._on_delivery)
         config = durable({  # acks=all, idempotent: whatever kafka_config says
             **kafka_config,  # servers, security and credentials (streams/connection)
             # Same key -> partition mapping as Java clients and aiokafka (Faust's own sends).
@@ -100,21 +138,25 @@ class DeliveryProducer:
         called (on whichever thread serves the report) once the broker has it."""
         channel = delivery.topic_suffix
         value = self._encoder.encode(delivery)
-        on_delivery = self._on_delivery
+        sent = self._sent.current
+        on_delivery = report = self._sent.report
         if tracker is not None:
-            tracker.add()
-
             def on_delivery(err: KafkaError | None, msg: Any) -> None:
-                self._on_delivery(err, msg)
+                report(err, msg)
                 tracker.done(err is None)
         elif on_acked is not None:
             def on_delivery(err: KafkaError | None, msg: Any) -> None:
-                self._on_delivery(err, msg)
+                report(err, msg)
                 if err is None:
                     on_acked()
 
         produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
                 on_delivery)
+        # Counted once queued: its report comes from a later poll, and a refused call (bad
+        # topic...) leaves nothing to wait for.
+        sent.add()
+        if tracker is not None:
+            tracker.add()
 
     async def wait_acked(self, tracker: AckTracker, timeout_s: float = 120.0) -> None:
         """Until the broker has every record sent with ``tracker`` (only those: a full flush
@@ -138,12 +180,15 @@ class DeliveryProducer:
                  on_written: Callable[[int, int], None]) -> None:
         """Produce an already-encoded changelog record (through the state producer);
         ``on_written(partition, offset)`` once the broker has it."""
+        sent, report = self._sent_changelog.current, self._sent_changelog.report
+
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
-            self._on_delivery(err, msg)
+            report(err, msg)
             if err is None:
                 on_written(msg.partition(), msg.offset())
 
         produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
+        sent.add()
 
     def poll(self) -> None:
         """Serve delivery callbacks and surface failures; cheap (two C calls)."""
@@ -153,22 +198,30 @@ class DeliveryProducer:
             raise DeliveryProduceError(f"{len(self._errors)} records (deliveries or changelog) "
                                        f"failed: {self._errors[:3]}")
 
-    def flush_blocking(self) -> None:
+    async def flush(self) -> None:
+        """Until the broker has every record sent before this call (deliveries and changelog)."""
+        deliveries, changelog = self._sent, self._sent_changelog
+        deliveries.close()
+        changelog.close()
         timeout_s = self.flush_timeout_s
         deadline = time.monotonic() + timeout_s
-        # The lingering one first: the deliveries' linger is over by the time it is done.
-        for producer, what in ((self._state_producer, "changelog records"),
-                               (self._producer, "deliveries")):
-            left = producer.flush(max(0.0, deadline - time.monotonic()))
-            if left:
-                raise DeliveryProduceError(f"{left} {what} still unacknowledged after {timeout_s}s")
+        pause = 0.001
+        while deliveries.unacked() or changelog.unacked():
+            if time.monotonic() > deadline:
+                raise DeliveryProduceError(
+                    f"{deliveries.unacked()} deliveries and {changelog.unacked()} changelog "
+                    f"records sent before this commit still unacknowledged after {timeout_s}s: "
+                    "their offsets are not committed (nothing is lost); are the brokers "
+                    "reachable, with enough in-sync replicas?")
+            self._producer.poll(0)
+            self._state_producer.poll(0)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.02)  # a changelog batch lingers 50 ms before it leaves
         self.poll()
 
-    async def flush(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.flush_blocking)
-
     def after_flush(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` on the event loop after each pre-commit flush (everything sent is acked)."""
+        """Run ``hook`` on the event loop after each pre-commit flush (everything sent before it
+        began is acked)."""
         self._after_flush.append(hook)
 
     async def flush_for_commit(self) -> None:

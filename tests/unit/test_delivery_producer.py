@@ -1,6 +1,6 @@
-"""The pre-commit flush waits for changelog records as well as deliveries, and reports which are
-missing. A real librdkafka client pointed at a port where no broker listens: nothing is acked.
-Commits go through Faust's real consumer on a stand-in broker (fake_broker.py)."""
+"""The pre-commit flush waits for the changelog records and deliveries sent before it began, and
+reports which are missing. A real librdkafka client pointed at a port where no broker listens:
+nothing is acked. Commits go through Faust's real consumer on a stand-in broker (fake_broker.py)."""
 
 import asyncio
 from typing import Any
@@ -13,7 +13,7 @@ from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.schemas import schema_text
 from streams.core.model import Channel, Delivery, DeliveryKind, Priority
 from streams.faust_ext.commit_hook import flush_before_commits
-from streams.worker.delivery_producer import DeliveryProduceError, DeliveryProducer
+from streams.worker.delivery_producer import DeliveryProduceError, DeliveryProducer, SentSince
 from tests.waiting import wait_for_async
 
 NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there on a test machine
@@ -30,8 +30,8 @@ def test_flush_waits_for_changelog_records():
     producer = _producer()
     written = []
     producer.send_raw("users-changelog", 0, b"u1", b"{}", lambda p, o: written.append((p, o)))
-    with pytest.raises(DeliveryProduceError, match="1 changelog records still unacknowledged"):
-        producer.flush_blocking()
+    with pytest.raises(DeliveryProduceError, match="0 deliveries and 1 changelog records sent before"):
+        asyncio.run(producer.flush())
     assert written == []
 
 
@@ -42,8 +42,8 @@ def test_flush_waits_for_deliveries():
         kind=DeliveryKind.SINGLE, category="social.like", priority=Priority.NORMAL, title="t",
         body="b", event_ids=("e1",), item_count=1, items=(), digest_key=None,
         reason="immediate", created_at=1, first_occurred_at=1))
-    with pytest.raises(DeliveryProduceError, match="1 deliveries still unacknowledged"):
-        producer.flush_blocking()
+    with pytest.raises(DeliveryProduceError, match="1 deliveries and 0 changelog records sent before"):
+        asyncio.run(producer.flush())
 
 
 def _worker_committing_through(producer: DeliveryProducer) -> WorkerApp:
@@ -70,7 +70,7 @@ def test_no_offset_is_committed_before_the_producer_has_everything_on_the_broker
     producer.after_flush(lambda: persisted.append(True))
     worker = _worker_committing_through(producer)
     producer.send_raw("users-changelog", 0, b"u1", b"{}", lambda p, o: None)  # never acked
-    with pytest.raises(DeliveryProduceError, match="1 changelog records still unacknowledged"):
+    with pytest.raises(DeliveryProduceError, match="0 deliveries and 1 changelog records sent before"):
         asyncio.run(_commit_after_routing(worker))
     # The events are routed again after a restart; their changelog offsets were not persisted.
     assert worker.broker.commits == [] and persisted == []
@@ -84,3 +84,37 @@ def test_commits_go_through_once_the_producer_is_flushed_and_offsets_persisted_f
     asyncio.run(_commit_after_routing(worker))
     assert worker.broker.commits == [{EV0: 2}]
     assert commits_seen_by_hook == [[]]  # the hook ran before the commit
+
+
+def test_a_flush_counts_what_was_sent_before_it_and_not_after() -> None:
+    """The stretch logic alone, librdkafka's delivery reports called by hand."""
+    refused: list[Any] = []
+    sent = SentSince(lambda err, msg: refused.append(err))
+    before = sent.report
+    sent.current.add()
+    sent.current.add()
+    sent.close()  # a flush begins
+    after = sent.report
+    sent.current.add()
+    assert sent.unacked() == 2
+    after(None, None)  # a record sent during the flush acked: not what it waits for
+    assert sent.unacked() == 2
+    before(None, None)
+    before("refused", None)  # refused is answered too: the flush then raises (poll)
+    assert sent.unacked() == 0 and refused == ["refused"]
+
+
+def test_a_stretch_left_unacked_by_a_failed_flush_is_waited_for_by_the_next() -> None:
+    sent = SentSince(lambda err, msg: None)
+    first = sent.report
+    sent.current.add()
+    sent.close()
+    assert sent.unacked() == 1  # that flush gives up
+    sent.current.add()
+    second = sent.report
+    sent.close()
+    assert sent.unacked() == 2
+    second(None, None)
+    assert sent.unacked() == 1
+    first(None, None)
+    assert sent.unacked() == 0
