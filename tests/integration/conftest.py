@@ -11,10 +11,9 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AclOperation, AdminClient, NewTopic
 
-from stack.acls_setup import remove_pipeline_acls
 from stack.settings import StackSettings
-from stack.topics_setup import delete_topics_containing
 from tests.integration.kafka_clients import admin_config, allowed
+from tests.integration.pipeline import pipeline_fixtures
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -56,39 +55,6 @@ def pg(settings: StackSettings) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-@pytest.fixture(scope="module")
-def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFactory, request):
-    """An isolated pipeline (own topic prefix) with the module's ROUTER_ENV settings."""
-    from tests.integration.pipeline import make_pipeline_env
-
-    router_env = getattr(request.module, "ROUTER_ENV", {})
-    env = make_pipeline_env(settings, tmp_path_factory.mktemp("pipeline"), router_env)
-    yield env
-    # Its topics, changelogs and ticks topic: a developer's stack would otherwise collect
-    # thousands, and every client's metadata refresh (and garbage collection) grows with them.
-    delete_topics_containing(settings, env.prefix.rstrip("."))
-    remove_pipeline_acls(env.stack)
-
-
-@pytest.fixture(scope="module")
-def client(pipeline_env):
-    from streams.client.sdk import NotificationClient
-
-    return NotificationClient(pipeline_env.client_settings)
-
-
-@pytest.fixture(scope="module")
-def watcher(pipeline_env):
-    from tests.integration.pipeline import Watcher
-
-    watcher = Watcher(pipeline_env)
-    yield watcher
-    watcher.close()
-
-
-@pytest.fixture(scope="module")
-def worker(pipeline_env, client, watcher):
-    from tests.integration.pipeline import running_worker
-
-    with running_worker(pipeline_env, client, watcher) as process:
-        yield process
+# An isolated pipeline per module (own topic prefix, the module's ROUTER_ENV), a client, a
+# watcher of what arrives and a worker process.
+pipeline_env, client, watcher, worker = pipeline_fixtures("module")

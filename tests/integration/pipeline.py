@@ -19,15 +19,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from monitoring.targets import delist_worker, list_worker
-from stack.acls_setup import ensure_acls
+from stack.acls_setup import ensure_acls, remove_pipeline_acls
 from stack.schemas_setup import register_schemas
 from stack.settings import StackSettings
-from stack.topics_setup import ensure_topics
+from stack.topics_setup import delete_topics_containing, ensure_topics
 from streams.client.sdk import ClientSettings, NotificationClient
 from streams.contracts.pipeline_codec import pipeline_codec
 from streams.contracts.topics import Topics
@@ -299,3 +301,39 @@ def wait_until_routing(worker: WorkerProcess, client: NotificationClient, watche
             raise AssertionError(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
         time.sleep(0.2)
     raise AssertionError(f"worker not routing after {timeout_s}s:\n{worker.log_tail()}")
+
+
+def pipeline_fixtures(scope: str) -> tuple[Any, Any, Any, Any]:
+    """The fixtures of a test pipeline (env, client, watcher, running worker) at ``scope``:
+    conftest.py makes them per module; a module whose tests kill and restart the worker makes
+    them per test (``pipeline_env, client, watcher, worker = pipeline_fixtures("function")``), so
+    none depends on what another left behind. The env takes the module's ``ROUTER_ENV``."""
+
+    @pytest.fixture(scope=scope)
+    def pipeline_env(settings: StackSettings, tmp_path_factory: pytest.TempPathFactory,
+                     request: pytest.FixtureRequest) -> Iterator[PipelineEnv]:
+        router_env = getattr(request.module, "ROUTER_ENV", {})
+        env = make_pipeline_env(settings, tmp_path_factory.mktemp("pipeline"), router_env)
+        yield env
+        # Its topics, changelogs, ticks topic and ACLs: a developer's stack would otherwise
+        # collect thousands, and every client's metadata refresh grows with them.
+        delete_topics_containing(settings, env.prefix.rstrip("."))
+        remove_pipeline_acls(env.stack)
+
+    @pytest.fixture(scope=scope)
+    def client(pipeline_env: PipelineEnv) -> NotificationClient:
+        return NotificationClient(pipeline_env.client_settings)
+
+    @pytest.fixture(scope=scope)
+    def watcher(pipeline_env: PipelineEnv) -> Iterator[Watcher]:
+        watcher = Watcher(pipeline_env)
+        yield watcher
+        watcher.close()
+
+    @pytest.fixture(scope=scope)
+    def worker(pipeline_env: PipelineEnv, client: NotificationClient,
+               watcher: Watcher) -> Iterator[WorkerProcess]:
+        with running_worker(pipeline_env, client, watcher) as process:
+            yield process
+
+    return pipeline_env, client, watcher, worker

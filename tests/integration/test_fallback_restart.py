@@ -8,13 +8,10 @@ before the kill, so "pending across the kill" is a fact; the test then moves the
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from itertools import takewhile
 
 import pytest
 
-from stack.settings import StackSettings
-from stack.topics_setup import delete_topics_containing
 from streams.client.sdk import NotificationClient, now_ms
 from streams.core.model import Channel, Delivery, ReceiptStatus
 from streams.core.routing.deliveries import fallback_delivery_id
@@ -32,38 +29,14 @@ from tests.integration.pipeline import (
     Watcher,
     WorkerProcess,
     all_committed,
-    make_pipeline_env,
-    running_worker,
+    pipeline_fixtures,
     set_clock,
     wait_until_routing,
 )
 from tests.waiting import wait_for
 
-
-@pytest.fixture
-def pipeline_env(settings: StackSettings, tmp_path) -> Iterator[PipelineEnv]:
-    env = make_pipeline_env(settings, tmp_path, FALLBACK_ENV)
-    yield env
-    delete_topics_containing(settings, env.prefix.rstrip("."))
-
-
-@pytest.fixture
-def client(pipeline_env: PipelineEnv) -> NotificationClient:
-    return NotificationClient(pipeline_env.client_settings)
-
-
-@pytest.fixture
-def watcher(pipeline_env: PipelineEnv) -> Iterator[Watcher]:
-    watcher = Watcher(pipeline_env)
-    yield watcher
-    watcher.close()
-
-
-@pytest.fixture
-def worker(pipeline_env: PipelineEnv, client: NotificationClient,
-           watcher: Watcher) -> Iterator[WorkerProcess]:
-    with running_worker(pipeline_env, client, watcher) as process:
-        yield process
+ROUTER_ENV = FALLBACK_ENV
+pipeline_env, client, watcher, worker = pipeline_fixtures("function")  # a pipeline per test
 
 
 def _push_pending_across_a_kill(worker: WorkerProcess, client: NotificationClient,

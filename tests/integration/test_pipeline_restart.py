@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from stack.settings import StackSettings
-from stack.topics_setup import delete_topics_containing
 from streams.client.sdk import NotificationClient, now_ms
 from tests.integration.pipeline import (
     PipelineEnv,
     Watcher,
     WorkerProcess,
     all_committed,
-    make_pipeline_env,
-    running_worker,
+    pipeline_fixtures,
     set_clock,
     wait_until_routing,
 )
@@ -36,30 +32,7 @@ ROUTER_ENV = {
 }
 
 
-@pytest.fixture
-def pipeline_env(settings: StackSettings, tmp_path) -> Iterator[PipelineEnv]:
-    env = make_pipeline_env(settings, tmp_path, ROUTER_ENV)
-    yield env
-    delete_topics_containing(settings, env.prefix.rstrip("."))
-
-
-@pytest.fixture
-def client(pipeline_env: PipelineEnv) -> NotificationClient:
-    return NotificationClient(pipeline_env.client_settings)
-
-
-@pytest.fixture
-def watcher(pipeline_env: PipelineEnv) -> Iterator[Watcher]:
-    watcher = Watcher(pipeline_env)
-    yield watcher
-    watcher.close()
-
-
-@pytest.fixture
-def worker(pipeline_env: PipelineEnv, client: NotificationClient,
-           watcher: Watcher) -> Iterator[WorkerProcess]:
-    with running_worker(pipeline_env, client, watcher) as process:
-        yield process
+pipeline_env, client, watcher, worker = pipeline_fixtures("function")  # a pipeline per test
 
 
 def _restart(worker: WorkerProcess, client: NotificationClient, watcher: Watcher,
