@@ -15,7 +15,6 @@ from typing import Any
 from streams.contracts.avro_codec import AvroCodec, DecodeError
 from streams.core.clock import Clock
 from streams.core.routing.router import route
-from streams.core.routing.state import UserState
 from streams.core.routing.validation import InvalidRecord, decode_event, validate
 from streams.core.settings import RouterSettings
 from streams.faust_ext import current_event
@@ -26,11 +25,23 @@ from streams.worker.metrics import PipelineMetrics
 from streams.worker.progress import RouterProgress
 from streams.worker.replay_gate import ReplayGate
 from streams.worker.schema_wait import SchemaWait
+from streams.worker.user_batch import UserBatch
 from streams.worker.user_store import UserStore
 
 
 def event_user(event: Any) -> bytes:
     return event.message.key
+
+
+def by_partition(events: list[Any], generation: int) -> dict[int, list[Any]]:
+    """The events of the consumer's current generation, by partition. Events fetched before a
+    rebalance may belong to a partition another worker now owns; that worker reads them again
+    from the committed offset. Faust's stream skips them the same way when it yields them."""
+    grouped: dict[int, list[Any]] = {}
+    for event in events:
+        if event.message.generation_id == generation:
+            grouped.setdefault(event.message.partition, []).append(event)
+    return grouped
 
 
 class EventRouter:
@@ -74,7 +85,7 @@ class EventRouter:
             if len(ready) < len(events):
                 self.metrics.inc("events", "parked", by=len(events) - len(ready))
             now = self.clock.now_ms()
-            for partition, partition_events in self._by_partition(ready).items():
+            for partition, partition_events in by_partition(ready, self._generation()).items():
                 await self._route_partition(partition, partition_events, now)
             return ready
 
@@ -85,7 +96,7 @@ class EventRouter:
             return
         now = self.clock.now_ms()
         with current_event.kept():  # the flush that called this writes on its own partition after
-            for partition, partition_events in self._by_partition(ready).items():
+            for partition, partition_events in by_partition(ready, self._generation()).items():
                 await self._route_partition(partition, partition_events, now)
         assert self.ack is not None  # set by the router agent, the only one that parks
         for done in ready:
@@ -99,25 +110,11 @@ class EventRouter:
         observe = self.metrics.delivery_latency.observe
         self.deliveries.send(delivery, on_acked=lambda: observe(time.time() - oldest_s, events))
 
-    def _by_partition(self, events: list[Any]) -> dict[int, list[Any]]:
-        # Events fetched before a rebalance may belong to a partition another worker now owns;
-        # that worker reads them again from the committed offset. Faust's stream skips them the
-        # same way when it yields them.
-        generation = self._generation()
-        by_partition: dict[int, list[Any]] = {}
-        for event in events:
-            if event.message.generation_id == generation:
-                by_partition.setdefault(event.message.partition, []).append(event)
-        return by_partition
-
     async def _route_partition(self, partition: int, events: list[Any], now: int) -> None:
         # Table writes go to the partition of the current event (Faust's convention).
         current_event.point_at(events[-1])
         self.gate.routed(partition, events[-1].message.offset + 1)
-        store, counters = self.store, self.metrics.counters
-        states: dict[bytes, UserState] = {}
-        changed: set[bytes] = set()
-        holds_changed: set[bytes] = set()
+        counters = self.metrics.counters
         counters[("events", "routed")] += len(events)
         # The real wall clock, not self.clock: the age is against the records' timestamps.
         taken_s, observe_age = time.time(), self.metrics.event_age.observe
@@ -127,7 +124,7 @@ class EventRouter:
         last = None
         sent_from = 0  # events that made deliveries; the oldest one's timestamp dates the batch
         oldest_s: float | None = None
-        try:
+        with UserBatch(self.store, partition) as users:
             for event in events:
                 message = event.message
                 if message.timestamp is not None:
@@ -140,10 +137,7 @@ class EventRouter:
                     await self.dead_letters.write(message, exc)
                     continue
                 key = message.key
-                state = states.get(key)
-                if state is None:
-                    state = states[key] = store.load(partition, key)
-                result = route(notification, store.prefs(partition, key), state, now,
+                result = route(notification, users.prefs(key), users.state(key), now,
                                (partition, message.offset), self.rules)
                 if result.deliveries:
                     for delivery in result.deliveries:
@@ -154,16 +148,6 @@ class EventRouter:
                     if oldest_s is None and message.timestamp is not None:
                         oldest_s = message.timestamp
                 counters.update(result.counters)
-                if result.changed:
-                    changed.add(key)
-                if result.holds_changed:
-                    holds_changed.add(key)
+                users.note(key, result.changed, result.holds_changed)
             if last is not None:
                 self._send_last(last, sent_from, oldest_s)
-            for key in changed:  # one state write per user per batch
-                store.save(partition, key, states[key])
-        except BaseException:
-            store.discard(states)  # changed in place, maybe not stored: read them again
-            raise
-        for key in holds_changed:
-            store.schedule(partition, key, states[key])

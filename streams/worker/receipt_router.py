@@ -15,15 +15,15 @@ from typing import Any
 from streams.contracts.avro_codec import AvroCodec, DecodeError
 from streams.core.clock import Clock
 from streams.core.routing.fallback import on_receipt
-from streams.core.routing.state import UserState
 from streams.core.routing.validation import InvalidRecord, decode_receipt, validate_receipt
 from streams.core.settings import RouterSettings
 from streams.faust_ext import current_event
 from streams.worker.dead_letters import DeadLetters
 from streams.worker.delivery_producer import DeliveryProducer
-from streams.worker.event_router import EventRouter
+from streams.worker.event_router import EventRouter, by_partition
 from streams.worker.metrics import PipelineMetrics
 from streams.worker.replay_gate import ReplayGate
+from streams.worker.user_batch import UserBatch
 from streams.worker.user_store import UserStore
 
 
@@ -46,28 +46,16 @@ class ReceiptRouter:
             async with router.lock:  # flushes begin under it: the check below cannot go stale
                 if not router.parking.flushing_any(users):
                     now = self.clock.now_ms()
-                    for partition, receipts in self._by_partition(events).items():
+                    for partition, receipts in by_partition(events, self._generation()).items():
                         await self._route_partition(partition, receipts, now)
                     return events
             await router.parking.idle.wait()
 
-    def _by_partition(self, events: list[Any]) -> dict[int, list[Any]]:
-        # Fetched before a rebalance: the partition's new owner reads them again.
-        generation = self._generation()
-        by_partition: dict[int, list[Any]] = {}
-        for event in events:
-            if event.message.generation_id == generation:
-                by_partition.setdefault(event.message.partition, []).append(event)
-        return by_partition
-
     async def _route_partition(self, partition: int, events: list[Any], now: int) -> None:
         current_event.point_at(events[-1])  # table writes go to this partition
         self.gate.routed(partition, events[-1].message.offset + 1)
-        store, counters = self.store, self.metrics.counters
-        states: dict[bytes, UserState] = {}
-        changed: set[bytes] = set()
-        due_changed: set[bytes] = set()
-        try:
+        counters = self.metrics.counters
+        with UserBatch(self.store, partition) as users:
             for event in events:
                 message = event.message
                 try:
@@ -78,21 +66,8 @@ class ReceiptRouter:
                     await self.dead_letters.write(message, exc)
                     continue
                 key = message.key
-                state = states.get(key)
-                if state is None:
-                    state = states[key] = store.load(partition, key)
-                result = on_receipt(state, store.prefs(partition, key), receipt, now, self.rules)
+                result = on_receipt(users.state(key), users.prefs(key), receipt, now, self.rules)
                 for delivery in result.deliveries:
                     self.deliveries.send(delivery)
                 counters.update(result.counters)
-                if result.changed:
-                    changed.add(key)
-                if result.due_changed:
-                    due_changed.add(key)
-            for key in changed:
-                store.save(partition, key, states[key])
-        except BaseException:
-            store.discard(states)  # changed in place, maybe not stored: read them again
-            raise
-        for key in due_changed:
-            store.schedule(partition, key, states[key])
+                users.note(key, result.changed, result.due_changed)
