@@ -6,10 +6,9 @@ Deliveries and changelog records go through two librdkafka producers. A delivery
 the pipeline's, so it lingers 1 ms by default (``NOTIPIPE_DELIVERY_LINGER_MS``; 5 ms cost 4–5 ms
 of median latency at 2,400 events/s and saved no CPU that showed, docs/capacity.md). Nothing
 waits for a changelog record before the next commit's flush, so those linger 50 ms and travel in
-large batches. Each event writes one; at moderate
-load a 5 ms batch held only a few, and the work per batch showed (measured: 1 KB records at
-3,000/s over 12 partitions cost the producing process ~36 µs of CPU each at 5 ms, ~22 µs at
-50 ms; the broker's share fell too).
+large batches. Each event writes one; at moderate load a 5 ms batch held only a few, and the work
+per batch showed (measured: 1 KB records at 3,000/s over 12 partitions cost the producing process
+~36 µs of CPU each at 5 ms, ~22 µs at 50 ms; the broker's share fell too).
 
 Faust commits the consumer offsets only after flushing its own producer; the worker makes that
 flush run `flush_for_commit` first (`streams/faust_ext/commit_hook.py`), so an offset is never
