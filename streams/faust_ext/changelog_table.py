@@ -28,7 +28,8 @@ class ChangelogSender(Protocol):
 
     def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
                  on_written: Callable[[int, int], None]) -> None:
-        """Produce the record; ``on_written(partition, offset)`` once the broker has it."""
+        """Produce the record; ``on_written(partition, offset)`` once the broker has it (not
+        for a record acknowledged without its offset: a resent batch found already written)."""
 
     def after_flush(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after each pre-commit flush, when everything sent before it began is

@@ -97,6 +97,28 @@ class SentSince:
         return sum(tracker.pending for tracker in self._closed)
 
 
+def written_report(report: Callable[[KafkaError | None, Any], None],
+                   on_written: Callable[[int, int], None],
+                   failed: Callable[[Exception], None]) -> Callable[[KafkaError | None, Any], None]:
+    """A changelog record's delivery report: counted by ``report``, then ``on_written(partition,
+    offset)``. A batch resent after a lost acknowledgement (a broker stopping) that the broker
+    finds already written is acknowledged without an offset; nothing is told then: the persisted
+    offset stays behind and a recovery reads a little more, which is safe. What ``on_written``
+    raises goes to ``failed``: raised inside librdkafka's poll, confluent-kafka turns it into a
+    SystemError that names nothing (Python 3.11)."""
+
+    def on_delivery(err: KafkaError | None, msg: Any) -> None:
+        report(err, msg)
+        if err is None:
+            offset = msg.offset()
+            if offset is not None:
+                try:
+                    on_written(msg.partition(), offset)
+                except Exception as exc:
+                    failed(exc)
+    return on_delivery
+
+
 class DeliveryProducer:
     flush_timeout_s = 120.0  # the pre-commit flush: past this, the commit fails (nothing is lost)
 
@@ -144,10 +166,15 @@ class DeliveryProducer:
                 report(err, msg)
                 tracker.done(err is None)
         elif on_acked is not None:
+            failed = self._handler_failed
+
             def on_delivery(err: KafkaError | None, msg: Any) -> None:
                 report(err, msg)
                 if err is None:
-                    on_acked()
+                    try:  # see written_report
+                        on_acked()
+                    except Exception as exc:
+                        failed(exc)
 
         produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
                 on_delivery)
@@ -178,16 +205,16 @@ class DeliveryProducer:
     def send_raw(self, topic: str, partition: int, key: bytes, value: bytes | None,
                  on_written: Callable[[int, int], None]) -> None:
         """Produce an already-encoded changelog record (through the state producer);
-        ``on_written(partition, offset)`` once the broker has it."""
-        sent, report = self._sent_changelog.current, self._sent_changelog.report
-
-        def on_delivery(err: KafkaError | None, msg: Any) -> None:
-            report(err, msg)
-            if err is None:
-                on_written(msg.partition(), msg.offset())
-
+        ``on_written(partition, offset)`` once the broker has it, if it tells the offset
+        (``written_report``)."""
+        sent = self._sent_changelog.current
+        on_delivery = written_report(self._sent_changelog.report, on_written, self._handler_failed)
         produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
         sent.add()
+
+    def _handler_failed(self, error: Exception) -> None:
+        self._errors.append(f"a delivery report handler failed: {error!r}")
+        log.error("a delivery report handler failed", exc_info=error)
 
     def poll(self) -> None:
         """Serve delivery callbacks and surface failures; cheap (two C calls)."""

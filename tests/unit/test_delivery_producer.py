@@ -13,7 +13,12 @@ from streams.contracts.avro_codec import AvroCodec
 from streams.contracts.schemas import schema_text
 from streams.core.model import Channel, Delivery, DeliveryKind, Priority
 from streams.faust_ext.commit_hook import flush_before_commits
-from streams.worker.delivery_producer import DeliveryProduceError, DeliveryProducer, SentSince
+from streams.worker.delivery_producer import (
+    DeliveryProduceError,
+    DeliveryProducer,
+    SentSince,
+    written_report,
+)
 from tests.waiting import wait_for_async
 
 NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there on a test machine
@@ -118,3 +123,41 @@ def test_a_stretch_left_unacked_by_a_failed_flush_is_waited_for_by_the_next() ->
     assert sent.unacked() == 1
     first(None, None)
     assert sent.unacked() == 0
+
+
+class Report:
+    """What librdkafka hands a delivery callback: the record's partition and offset (None when
+    the broker acknowledged a resent batch as already written, without telling where)."""
+
+    def __init__(self, offset: int | None) -> None:
+        self._offset = offset
+
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int | None:
+        return self._offset
+
+    def topic(self) -> str:
+        return "users-changelog"
+
+
+def test_a_changelog_record_acknowledged_without_its_offset_is_counted_and_not_told() -> None:
+    counted, written, failed = [], [], []
+    on_delivery = written_report(lambda err, msg: counted.append(err),
+                                 lambda p, o: written.append((p, o)), failed.append)
+    on_delivery(None, Report(None))
+    on_delivery(None, Report(41))
+    on_delivery("refused", Report(None))
+    assert counted == [None, None, "refused"]
+    assert written == [(2, 41)] and failed == []
+
+
+def test_what_a_written_handler_raises_is_kept_not_raised_into_librdkafka() -> None:
+    failed: list[Exception] = []
+
+    def broken(partition: int, offset: int) -> None:
+        raise TypeError("broken handler")
+    written_report(lambda err, msg: None, broken, failed.append)(None, Report(7))
+    assert [str(error) for error in failed] == ["broken handler"]
+
