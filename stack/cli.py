@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from stack import artifacts, secret_files
 from stack.acls_setup import ROLES, ensure_acls, ensure_users
@@ -99,12 +100,20 @@ def cmd_secrets(settings: StackSettings) -> int:
     return 0
 
 
-def cmd_client_config(settings: StackSettings, role: str) -> int:
-    """A client.properties for Kafka's own tools (`--command-config`), logging in as `role`."""
+def write_client_config(settings: StackSettings, role: str) -> Path:
+    """A client.properties for Kafka's own tools (`--command-config`), logging in as `role`;
+    only its owner reads it."""
     access = stack_access(settings, role)
     path = secrets_dir(settings) / f"client-{role}.properties"
     write_private(path, "\n".join([f"bootstrap.servers={access.bootstrap_servers}",
                                    *access.java_properties(), ""]))
+    return path
+
+
+def cmd_client_config(settings: StackSettings, role: str) -> int:
+    """A client.properties for Kafka's own tools (`--command-config`), logging in as `role`."""
+    access = stack_access(settings, role)
+    path = write_client_config(settings, role)
     print(path)
     print(f"# e.g. java -cp '{settings.dist_dir / 'kafka' / 'libs'}/*' "
           f"org.apache.kafka.tools.ConsumerGroupCommand --bootstrap-server {access.bootstrap_servers} "

@@ -97,26 +97,33 @@ class SentSince:
         return sum(tracker.pending for tracker in self._closed)
 
 
-def written_report(report: Callable[[KafkaError | None, Any], None],
-                   on_written: Callable[[int, int], None],
-                   failed: Callable[[Exception], None]) -> Callable[[KafkaError | None, Any], None]:
-    """A changelog record's delivery report: counted by ``report``, then ``on_written(partition,
-    offset)``. A batch resent after a lost acknowledgement (a broker stopping) that the broker
-    finds already written is acknowledged without an offset; nothing is told then: the persisted
-    offset stays behind and a recovery reads a little more, which is safe. What ``on_written``
-    raises goes to ``failed``: raised inside librdkafka's poll, confluent-kafka turns it into a
-    SystemError that names nothing (Python 3.11)."""
+def report_then(report: Callable[[KafkaError | None, Any], None], handler: Callable[[Any], None],
+                failed: Callable[[Exception], None]) -> Callable[[KafkaError | None, Any], None]:
+    """A record's delivery report: counted by ``report``, then, if the broker has the record,
+    ``handler(msg)``. What the handler raises goes to ``failed``: raised inside librdkafka's poll,
+    confluent-kafka turns it into a SystemError that names nothing (Python 3.11)."""
 
     def on_delivery(err: KafkaError | None, msg: Any) -> None:
         report(err, msg)
         if err is None:
-            offset = msg.offset()
-            if offset is not None:
-                try:
-                    on_written(msg.partition(), offset)
-                except Exception as exc:
-                    failed(exc)
+            try:
+                handler(msg)
+            except Exception as exc:
+                failed(exc)
     return on_delivery
+
+
+def tell_offset(on_written: Callable[[int, int], None]) -> Callable[[Any], None]:
+    """``on_written(partition, offset)`` of a written changelog record. A batch resent after a lost
+    acknowledgement (a broker stopping) that the broker finds already written is acknowledged
+    without an offset; nothing is told then: the persisted offset stays behind and a recovery
+    reads a little more, which is safe."""
+
+    def written(msg: Any) -> None:
+        offset = msg.offset()
+        if offset is not None:
+            on_written(msg.partition(), offset)
+    return written
 
 
 class DeliveryProducer:
@@ -166,15 +173,7 @@ class DeliveryProducer:
                 report(err, msg)
                 tracker.done(err is None)
         elif on_acked is not None:
-            failed = self._handler_failed
-
-            def on_delivery(err: KafkaError | None, msg: Any) -> None:
-                report(err, msg)
-                if err is None:
-                    try:  # see written_report
-                        on_acked()
-                    except Exception as exc:
-                        failed(exc)
+            on_delivery = report_then(report, lambda _msg: on_acked(), self._handler_failed)
 
         produce(self._producer, self._topics[channel], delivery.user_id.encode(), value,
                 on_delivery)
@@ -206,9 +205,10 @@ class DeliveryProducer:
                  on_written: Callable[[int, int], None]) -> None:
         """Produce an already-encoded changelog record (through the state producer);
         ``on_written(partition, offset)`` once the broker has it, if it tells the offset
-        (``written_report``)."""
+        (``tell_offset``)."""
         sent = self._sent_changelog.current
-        on_delivery = written_report(self._sent_changelog.report, on_written, self._handler_failed)
+        on_delivery = report_then(self._sent_changelog.report, tell_offset(on_written),
+                                  self._handler_failed)
         produce(self._state_producer, topic, key, value, on_delivery, partition=partition)
         sent.add()
 

@@ -12,13 +12,12 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stack.artifacts import check_java
-from stack.kafka_access import stack_access, write_private
+from stack.cli import write_client_config
 from stack.schemas_setup import registry_client
 from stack.settings import StackSettings
 from streams.contracts.avro_codec import AvroCodec
@@ -35,17 +34,14 @@ BACKLOG = 500  # records waiting for their acknowledgement when the flush begins
 
 
 @contextlib.contextmanager
-def producer_quota(settings: StackSettings, client_id: str, work: Path) -> Iterator[None]:
+def producer_quota(settings: StackSettings, client_id: str) -> Iterator[None]:
     """A producer byte-rate quota on a client id, set and removed with Kafka's own tool."""
-    access = stack_access(settings, "admin")
-    config = work / "admin.properties"
-    write_private(config, "\n".join([f"bootstrap.servers={access.bootstrap_servers}",
-                                     *access.java_properties(), ""]))
+    config = write_client_config(settings, "admin")
 
     def configs(*change: str) -> None:
         tool = subprocess.run(
             [check_java(), "-cp", str(settings.dist_dir / "kafka" / "libs" / "*"),
-             "kafka.admin.ConfigCommand", "--bootstrap-server", access.bootstrap_servers,
+             "kafka.admin.ConfigCommand", "--bootstrap-server", settings.bootstrap_servers,
              "--command-config", str(config), "--alter", *change,
              "--entity-type", "clients", "--entity-name", client_id],
             capture_output=True, text=True, timeout=120)
@@ -68,7 +64,7 @@ def topic(settings: StackSettings, admin: AdminClient) -> Iterator[str]:
 
 
 def test_the_commit_flush_waits_for_what_was_sent_before_it_while_sending_goes_on(
-        settings: StackSettings, topic: str, tmp_path: Path) -> None:
+        settings: StackSettings, topic: str) -> None:
     producer = DeliveryProducer(admin_config(settings), AvroCodec(registry_client(settings)), {},
                                 client_id=CLIENT_ID)
     producer.flush_timeout_s = 60  # past this the flush raises DeliveryProduceError
@@ -100,7 +96,7 @@ def test_the_commit_flush_waits_for_what_was_sent_before_it_while_sending_goes_o
             await sender
 
     # The changelog producer's client id (DeliveryProducer names its two producers).
-    with producer_quota(settings, f"{CLIENT_ID}-changelog", tmp_path):
+    with producer_quota(settings, f"{CLIENT_ID}-changelog"):
         before, after, acked_at_return = asyncio.run(flush_under_load())
     assert set(range(before)) <= acked, "the flush returned before the broker had them all"
     assert after > before  # records went on being sent while the flush waited ...

@@ -17,7 +17,8 @@ from streams.worker.delivery_producer import (
     DeliveryProduceError,
     DeliveryProducer,
     SentSince,
-    written_report,
+    report_then,
+    tell_offset,
 )
 from tests.waiting import wait_for_async
 
@@ -144,8 +145,8 @@ class Report:
 
 def test_a_changelog_record_acknowledged_without_its_offset_is_counted_and_not_told() -> None:
     counted, written, failed = [], [], []
-    on_delivery = written_report(lambda err, msg: counted.append(err),
-                                 lambda p, o: written.append((p, o)), failed.append)
+    on_delivery = report_then(lambda err, msg: counted.append(err),
+                              tell_offset(lambda p, o: written.append((p, o))), failed.append)
     on_delivery(None, Report(None))
     on_delivery(None, Report(41))
     on_delivery("refused", Report(None))
@@ -158,6 +159,6 @@ def test_what_a_written_handler_raises_is_kept_not_raised_into_librdkafka() -> N
 
     def broken(partition: int, offset: int) -> None:
         raise TypeError("broken handler")
-    written_report(lambda err, msg: None, broken, failed.append)(None, Report(7))
+    report_then(lambda err, msg: None, tell_offset(broken), failed.append)(None, Report(7))
     assert [str(error) for error in failed] == ["broken handler"]
 
